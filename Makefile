@@ -1,0 +1,14 @@
+# Each target does all the set-up it needs (tools/setup_env.sh is idempotent: seconds when
+# everything is installed, ~15 minutes on a fresh machine because mmcv builds from source).
+PYTHON ?= python
+
+.PHONY: setup test demo
+
+setup:
+	PYTHON=$(PYTHON) bash tools/setup_env.sh
+
+test: setup
+	$(PYTHON) -m pytest tests -q
+
+demo: setup
+	$(PYTHON) tools/run_demo.py

@@ -1,0 +1,22 @@
+# Detection recipe shared by the GLNet configs. GLNet's own detection code was never released;
+# the values follow the same author's published recipe for BiFormer (rayleizhu/BiFormer,
+# object_detection/configs/coco/maskrcnn.1x.biformer_{small,base}.py), whose small/base models
+# have exactly GLNet-4G/9G's stage depths and widths:
+#   AdamW, lr 1e-4, betas (0.9, 0.999), weight decay 0.05, no weight decay on norms,
+#   drop path 0.2 (small) / 0.3 (base), BatchNorm in eval mode (norm_eval), one LayerNorm per
+#   output map. GLNet-specific: no weight decay on layer scales (gamma), the learnable slot
+#   scales and the learned initial slots either (they are scales / embeddings, like norms).
+custom_imports = dict(imports=['glmix_mm'], allow_failed_imports=False)
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=0.0001, betas=(0.9, 0.999), weight_decay=0.05),
+    paramwise_cfg=dict(
+        norm_decay_mult=0.,
+        custom_keys={
+            'norm': dict(decay_mult=0.),
+            '.gamma': dict(decay_mult=0.),
+            'slot_scale': dict(decay_mult=0.),
+            'init_slots': dict(decay_mult=0.),
+        }))

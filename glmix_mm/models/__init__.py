@@ -1,0 +1,4 @@
+from .glmix import GLMixBlock, LayerNorm2d, MHSABlock, MHSATokenBlock
+from .glnet import GLNet
+
+__all__ = ['GLNet', 'GLMixBlock', 'MHSABlock', 'MHSATokenBlock', 'LayerNorm2d']

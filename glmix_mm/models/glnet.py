@@ -1,0 +1,341 @@
+"""GLNet: a four-stage hierarchical backbone built from GLMix blocks (NeurIPS 2024).
+
+The architectures of the released ImageNet models are in :attr:`GLNet.arch_zoo`; the module and
+parameter names follow the released checkpoints so that they load as they are.
+"""
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import constant_init, trunc_normal_init
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from glmix_mm.registry import register_model
+from .checkpoint import StateDict, load_pretrained
+from .glmix import GLMixBlock, MHSABlock, MHSATokenBlock, nchw_to_tokens, tokens_to_nchw
+
+# Token mixers of a stage: every block GLMix, every block MHSA on NCHW maps, every block a plain
+# transformer block on tokens (last stage of the STL layout), or GLMix and MHSA alternating,
+# GLMix first (the hybrid third stage of the 4G/9G/16G layout).
+MIXERS = ('glmix', 'mhsa', 'mhsa_tokens', 'glmix+mhsa')
+
+
+class GLNetStage(BaseModule):
+    """A sequence of blocks at one resolution.
+
+    Args:
+        blocks (list[nn.Module]): The blocks, applied in order.
+        token_blocks (bool): The blocks take ``(B, L, C)`` tokens instead of NCHW maps.
+        with_cp (bool): Checkpoint each block's activations when gradients flow.
+        init_cfg (dict, optional): Initialisation config.
+    """
+
+    def __init__(self,
+                 blocks: List[nn.Module],
+                 token_blocks: bool = False,
+                 with_cp: bool = False,
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.blocks = nn.ModuleList(blocks)
+        self.token_blocks = token_blocks
+        self.with_cp = with_cp
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hw = x.shape[2:]
+        if self.token_blocks:
+            x = nchw_to_tokens(x)
+        for block in self.blocks:
+            if self.with_cp and x.requires_grad:
+                x = cp.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return tokens_to_nchw(x, hw) if self.token_blocks else x
+
+
+def _overlapped_patch_embeds(embed_dims: Sequence[int], in_channels: int,
+                             norm_cfg: dict) -> nn.ModuleList:
+    """Stem of two stride-2 3x3 convs, then a stride-2 3x3 conv + norm before each stage.
+
+    Index 0 of the stem is a placeholder (an optional input norm upstream that no released model
+    uses), kept so that parameter names match the released checkpoints.
+    """
+    stem = nn.Sequential(
+        nn.Identity(),
+        nn.Conv2d(in_channels, embed_dims[0] // 2, 3, stride=2, padding=1),
+        build_norm_layer(norm_cfg, embed_dims[0] // 2)[1],
+        nn.GELU(),
+        nn.Conv2d(embed_dims[0] // 2, embed_dims[0], 3, stride=2, padding=1),
+        build_norm_layer(norm_cfg, embed_dims[0])[1],
+    )
+    return nn.ModuleList([stem] + [
+        nn.Sequential(
+            nn.Conv2d(embed_dims[i], embed_dims[i + 1], 3, stride=2, padding=1),
+            build_norm_layer(norm_cfg, embed_dims[i + 1])[1]) for i in range(3)
+    ])
+
+
+def _non_overlapped_patch_embeds(embed_dims: Sequence[int], in_channels: int,
+                                 norm_cfg: dict) -> nn.ModuleList:
+    """4x4 stride-4 conv + norm stem, then norm + 2x2 stride-2 conv before each stage."""
+    stem = nn.Sequential(
+        nn.Conv2d(in_channels, embed_dims[0], 4, stride=4),
+        build_norm_layer(norm_cfg, embed_dims[0])[1])
+    return nn.ModuleList([stem] + [
+        nn.Sequential(
+            build_norm_layer(norm_cfg, embed_dims[i])[1],
+            nn.Conv2d(embed_dims[i], embed_dims[i + 1], 2, stride=2)) for i in range(3)
+    ])
+
+
+def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Zero-pad the bottom and right of an NCHW map to a multiple of ``multiple``."""
+    pad_h, pad_w = (-x.shape[2]) % multiple, (-x.shape[3]) % multiple
+    return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+
+
+@register_model
+class GLNet(BaseModule):
+    """GLNet backbone ("Revisiting the Integration of Convolution and Attention for Vision
+    Backbone", NeurIPS 2024), for dense prediction and classification.
+
+    Four stages at strides 4, 8, 16 and 32. Each returned map can pass through its own norm
+    (``out_norm``); with ``out_norm=None`` the raw stage outputs are returned, which are exactly
+    the stage outputs of the upstream ImageNet model.
+
+    Args:
+        arch (str | dict): A name in :attr:`arch_zoo` (``'stl'``, ``'stl-paramslot'``, ``'4g'``,
+            ``'9g'``, ``'16g'``; ``'4g_tklb'`` / ``'9g_tklb'`` are the 4G / 9G layouts of the
+            token-labeling checkpoints) or a dict with the keys of an ``arch_zoo`` entry
+            (``head_dim``, ``num_slots``, ``local_kernel`` are optional).
+        in_channels (int): Input channels. Defaults to 3.
+        out_indices (Sequence[int]): Stages whose outputs are returned. Defaults to (0, 1, 2, 3).
+        out_norm (dict, optional): Norm config applied to each returned map (one norm layer
+            ``norm{i}`` per output, not part of the ImageNet checkpoints). Defaults to
+            ``dict(type='LN2d', eps=1e-6)``; None returns the raw stage outputs.
+        norm_cfg (dict): Norm config of the patch embeddings. Defaults to ``dict(type='BN')``
+            (use ``dict(type='SyncBN')`` for multi-GPU training).
+        drop_path_rate (float): Stochastic depth rate, linearly increasing over the blocks.
+        frozen_stages (int): -1 freezes nothing; 0 freezes the stem (first patch embedding);
+            ``k >= 1`` freezes the stem, the first ``k`` stages, the patch embeddings before them
+            and their output norms (parameters fixed and modules kept in eval mode).
+        norm_eval (bool): Keep every BatchNorm in eval mode (frozen statistics) while training.
+        with_cp (bool): Activation checkpointing of every block (saves memory, costs time).
+        pretrained (str, optional): Deprecated, use ``init_cfg=dict(type='Pretrained',
+            checkpoint=...)``.
+        init_cfg (dict, optional): Initialisation config. With ``type='Pretrained'``, loads the
+            released upstream checkpoints as they are (weights under ``model``, or ``model_ema``
+            for 16G; classification head and final norm ignored), OpenMMLab checkpoints with a
+            ``backbone.`` prefix, and our converted files; anything else is refused with a report
+            of the mismatching keys.
+    """
+    arch_zoo: Dict[str, dict] = {
+        'stl': dict(
+            depths=[2, 2, 6, 2], embed_dims=[96, 192, 384, 768], mlp_ratios=[4, 4, 4, 4],
+            mixers=['glmix', 'glmix', 'glmix', 'mhsa_tokens'], slot_init='ada_avgpool',
+            patch_embed='non_overlapped', cpe_kernel=0, mlp_dwconv=False, layer_scale=None),
+        'stl-paramslot': dict(
+            depths=[2, 2, 6, 2], embed_dims=[96, 192, 384, 768], mlp_ratios=[4, 4, 4, 4],
+            mixers=['glmix', 'glmix', 'glmix', 'mhsa_tokens'], slot_init='param',
+            patch_embed='non_overlapped', cpe_kernel=0, mlp_dwconv=False, layer_scale=None),
+        '4g': dict(
+            depths=[4, 4, 18, 4], embed_dims=[64, 128, 256, 512], mlp_ratios=[3, 3, 3, 3],
+            mixers=['glmix', 'glmix', 'glmix+mhsa', 'mhsa'], slot_init='ada_avgpool',
+            patch_embed='overlapped', cpe_kernel=3, mlp_dwconv=True, layer_scale=None),
+        '9g': dict(
+            depths=[4, 4, 18, 4], embed_dims=[96, 192, 384, 768], mlp_ratios=[3, 3, 3, 3],
+            mixers=['glmix', 'glmix', 'glmix+mhsa', 'mhsa'], slot_init='ada_avgpool',
+            patch_embed='overlapped', cpe_kernel=3, mlp_dwconv=True, layer_scale=None),
+        '16g': dict(
+            depths=[4, 4, 18, 4], embed_dims=[128, 256, 512, 1024], mlp_ratios=[3, 3, 3, 3],
+            mixers=['glmix', 'glmix', 'glmix+mhsa', 'mhsa'], slot_init='ada_avgpool',
+            patch_embed='overlapped', cpe_kernel=3, mlp_dwconv=True, layer_scale=1e-4),
+    }
+    arch_aliases = {'4g_tklb': '4g', '9g_tklb': '9g'}
+    arch_defaults = dict(head_dim=32, num_slots=64, local_kernel=5)
+    # Container key of the released checkpoint's published weights, where not ``model``.
+    released_weights_key = {'16g': 'model_ema'}
+
+    def __init__(self,
+                 arch: Union[str, dict] = '4g',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 out_norm: Optional[dict] = dict(type='LN2d', eps=1e-6),
+                 norm_cfg: dict = dict(type='BN'),
+                 drop_path_rate: float = 0.,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 pretrained: Optional[str] = None,
+                 init_cfg: Optional[dict] = None) -> None:
+        if pretrained is not None:
+            warnings.warn('`pretrained` is deprecated, use `init_cfg=dict(type="Pretrained", '
+                          'checkpoint=...)`.', DeprecationWarning)
+            init_cfg = dict(type='Pretrained', checkpoint=pretrained)
+        super().__init__(init_cfg=init_cfg)
+        self.arch_name, self.arch_settings = self._parse_arch(arch)
+        settings = self.arch_settings
+        out_indices = [i + 4 if i < 0 else i for i in out_indices]
+        if not out_indices or any(i not in range(4) for i in out_indices):
+            raise ValueError(f'out_indices must be stage indices in 0..3, got {out_indices}.')
+        if frozen_stages not in range(-1, 5):
+            raise ValueError(f'frozen_stages must be in -1..4, got {frozen_stages}.')
+        self.in_channels = in_channels
+        self.out_indices = tuple(sorted(out_indices))
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        embed_dims = settings['embed_dims']
+        self.out_channels = [embed_dims[i] for i in self.out_indices]
+
+        if settings['patch_embed'] == 'overlapped':
+            self.downsample_layers = _overlapped_patch_embeds(embed_dims, in_channels, norm_cfg)
+            self.pad_multiples = (1, 1, 1, 1)  # padded convolutions take any size
+        else:
+            self.downsample_layers = _non_overlapped_patch_embeds(embed_dims, in_channels,
+                                                                  norm_cfg)
+            self.pad_multiples = (4, 2, 2, 2)  # pad to whole patches instead of cropping
+
+        drop_path_rates = torch.linspace(0, drop_path_rate, sum(settings['depths'])).tolist()
+        self.stages = nn.ModuleList()
+        for i, depth in enumerate(settings['depths']):
+            first = sum(settings['depths'][:i])
+            self.stages.append(
+                self._make_stage(i, drop_path_rates[first:first + depth], with_cp))
+        for i in self.out_indices:
+            norm = nn.Identity() if out_norm is None else build_norm_layer(
+                out_norm, embed_dims[i])[1]
+            self.add_module(f'norm{i}', norm)
+
+        self.apply(self._init_default)
+        self._freeze_stages()
+
+    @classmethod
+    def _parse_arch(cls, arch: Union[str, dict]) -> Tuple[str, dict]:
+        if isinstance(arch, str):
+            name = cls.arch_aliases.get(arch, arch)
+            if name not in cls.arch_zoo:
+                raise ValueError(f'Unknown GLNet arch {arch!r}; choose one of '
+                                 f'{sorted(cls.arch_zoo) + sorted(cls.arch_aliases)} or give a '
+                                 'dict with the keys of an arch_zoo entry.')
+            return name, {**cls.arch_defaults, **cls.arch_zoo[name]}
+        if not isinstance(arch, dict):
+            raise TypeError(f'arch must be a str or a dict, got {type(arch).__name__}.')
+        required = set(cls.arch_zoo['4g'])
+        missing, unknown = required - set(arch), set(arch) - required - set(cls.arch_defaults)
+        if missing or unknown:
+            raise ValueError(f'Custom GLNet arch: missing keys {sorted(missing)}, unknown keys '
+                             f'{sorted(unknown)}; expected {sorted(required)} and optionally '
+                             f'{sorted(cls.arch_defaults)}.')
+        bad = [m for m in arch['mixers'] if m not in MIXERS]
+        if bad or len(arch['mixers']) != 4:
+            raise ValueError(f'mixers must be 4 of {MIXERS}, got {arch["mixers"]}.')
+        if arch['patch_embed'] not in ('overlapped', 'non_overlapped'):
+            raise ValueError("patch_embed must be 'overlapped' or 'non_overlapped', got "
+                             f'{arch["patch_embed"]!r}.')
+        return 'custom', {**cls.arch_defaults, **arch}
+
+    def _make_stage(self, index: int, drop_path_rates: List[float],
+                    with_cp: bool) -> GLNetStage:
+        settings = self.arch_settings
+        dims = settings['embed_dims'][index]
+        common = dict(
+            embed_dims=dims,
+            num_heads=dims // settings['head_dim'],
+            mlp_ratio=settings['mlp_ratios'][index],
+            layer_scale=settings['layer_scale'])
+        mixer = settings['mixers'][index]
+        if mixer == 'mhsa_tokens':
+            blocks = [MHSATokenBlock(**common, drop_path=dpr) for dpr in drop_path_rates]
+            return GLNetStage(blocks, token_blocks=True, with_cp=with_cp)
+        conv_common = dict(
+            common, mlp_dwconv=settings['mlp_dwconv'], cpe_kernel=settings['cpe_kernel'])
+        blocks = []
+        for j, dpr in enumerate(drop_path_rates):
+            if mixer == 'mhsa' or (mixer == 'glmix+mhsa' and j % 2 == 1):
+                blocks.append(MHSABlock(**conv_common, drop_path=dpr))
+            else:
+                blocks.append(
+                    GLMixBlock(
+                        **conv_common,
+                        num_slots=settings['num_slots'],
+                        slot_init=settings['slot_init'],
+                        local_kernel=settings['local_kernel'],
+                        drop_path=dpr))
+        return GLNetStage(blocks, with_cp=with_cp)
+
+    @staticmethod
+    def _init_default(m: nn.Module) -> None:
+        """The ImageNet models' initialisation: truncated normal linears, unit LayerNorms."""
+        if isinstance(m, nn.Linear):
+            trunc_normal_init(m, std=.02, bias=0.)
+        elif isinstance(m, nn.LayerNorm):
+            constant_init(m, val=1., bias=0.)
+
+    def init_weights(self) -> None:
+        if self.init_cfg is None or self.init_cfg.get('type') != 'Pretrained':
+            super().init_weights()
+            return
+        load_pretrained(
+            self,
+            self.init_cfg['checkpoint'],
+            description=f'GLNet(arch={self.arch_name!r})',
+            convert=self._convert_checkpoint,
+            preferred_key=self.released_weights_key.get(self.arch_name),
+            optional_missing=[r'norm\d\.'])
+
+    def _convert_checkpoint(self, state_dict: StateDict) -> StateDict:
+        """Drop what the backbone does not have: classification heads, the pre-head norm of the
+        ImageNet models (``norm.``) and output norms this model was built without."""
+        own = self.state_dict()
+        return {
+            k: v
+            for k, v in state_dict.items()
+            if not k.startswith(('head.', 'tklb_aux_head.', 'norm.')) and not (
+                k.split('.')[0] in {f'norm{i}' for i in range(4)} and k not in own)
+        }
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'GLNet expects an image batch of shape (N, {self.in_channels}, H, '
+                             f'W), got {tuple(x.shape)}.')
+        if x.shape[2] < 1 or x.shape[3] < 1:
+            raise ValueError(f'GLNet got an empty image batch of shape {tuple(x.shape)}.')
+
+    def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        self._check_input(x)
+        outs = []
+        for i in range(4):
+            x = self.downsample_layers[i](_pad_to_multiple(x, self.pad_multiples[i]))
+            x = self.stages[i](x)
+            if i in self.out_indices:
+                outs.append(getattr(self, f'norm{i}')(x))
+        return tuple(outs)
+
+    def _frozen_modules(self) -> List[nn.Module]:
+        if self.frozen_stages < 0:
+            return []
+        modules = [self.downsample_layers[0]]
+        for i in range(self.frozen_stages):
+            modules += [self.downsample_layers[i], self.stages[i]]
+            if i in self.out_indices:
+                modules.append(getattr(self, f'norm{i}'))
+        return modules
+
+    def _freeze_stages(self) -> None:
+        for module in self._frozen_modules():
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True) -> 'GLNet':
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for m in self.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self

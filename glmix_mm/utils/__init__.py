@@ -1,0 +1,4 @@
+from .runner_helpers import (DatasetNotFoundError, apply_common_args, check_datasets,
+                             enable_show_dir)
+
+__all__ = ['DatasetNotFoundError', 'apply_common_args', 'check_datasets', 'enable_show_dir']

@@ -1,0 +1,104 @@
+"""What ``tools/train.py`` and ``tools/test.py`` share: config overrides and dataset checks.
+
+Both tools work for MMDetection, MMSegmentation and MMPretrain configs alike: the config's
+``default_scope`` decides which library builds the model, datasets and metrics.
+"""
+import os.path as osp
+from typing import Iterator, List, Optional, Tuple
+
+from mmengine.config import Config, ConfigDict
+
+# Where each public dataset comes from, by dataset type, for the missing-data message.
+DATASET_HELP = {
+    'CocoDataset': ('COCO 2017', 'https://cocodataset.org/#download (train2017, val2017 and '
+                    'annotations_trainval2017)', 'data/coco/{annotations,train2017,val2017}'),
+    'ADE20KDataset': ('ADE20K (SceneParsing ADEChallengeData2016)',
+                      'http://sceneparsing.csail.mit.edu/ (ADEChallengeData2016.zip)',
+                      'data/ade/ADEChallengeData2016/{images,annotations}/{training,validation}'),
+    'ImageNet': ('ImageNet-1k', 'https://image-net.org/download.php (ILSVRC2012 train/val)',
+                 'data/imagenet/{train,val} and meta/{train,val}.txt'),
+}
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A config's dataset is not on disk; the message says where it must be and how to get it."""
+
+
+def _dataset_cfgs(cfg: Config) -> Iterator[Tuple[str, ConfigDict]]:
+    for name in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        loader = cfg.get(name)
+        if not loader:
+            continue
+        dataset = loader.get('dataset')
+        while dataset is not None and 'dataset' in dataset:  # wrappers: RepeatDataset etc.
+            dataset = dataset['dataset']
+        if dataset is not None:
+            yield name, dataset
+
+
+def _paths(dataset: ConfigDict) -> List[str]:
+    root = dataset.get('data_root', '') or ''
+    paths = []
+    if dataset.get('ann_file'):
+        paths.append(osp.join(root, dataset['ann_file']))
+    prefix = dataset.get('data_prefix', {}) or {}
+    if isinstance(prefix, str):
+        prefix = dict(img=prefix)
+    paths += [osp.join(root, p) for p in prefix.values() if isinstance(p, str) and p]
+    return paths or ([root] if root else [])
+
+
+def check_datasets(cfg: Config, loaders: Optional[Tuple[str, ...]] = None) -> None:
+    """Raise :class:`DatasetNotFoundError` if a dataset of the config is missing on disk.
+
+    Args:
+        cfg (Config): The full config.
+        loaders (tuple[str], optional): Only check these dataloaders (e.g. ``('test_dataloader',
+            )``); all by default.
+    """
+    for loader, dataset in _dataset_cfgs(cfg):
+        if loaders and loader not in loaders:
+            continue
+        missing = [p for p in _paths(dataset) if not osp.exists(p)]
+        if not missing:
+            continue
+        name, url, layout = DATASET_HELP.get(dataset.get('type', ''),
+                                             (dataset.get('type', 'the dataset'), None, None))
+        lines = [f'{name} not found: {", ".join(missing)} does not exist ({loader}).']
+        if url:
+            lines.append(f'Get it from {url} and place it as {layout}, or point the config at '
+                         'your copy with --cfg-options '
+                         f'{loader}.dataset.data_root=/path/to/data/')
+        else:
+            lines.append('Generate the demo data with `python tools/make_demo_data.py` or fix '
+                         'data_root in the config.')
+        raise DatasetNotFoundError('\n'.join(lines))
+
+
+def apply_common_args(cfg: Config, work_dir: Optional[str], config_path: str,
+                      launcher: str) -> None:
+    """Work dir (argument, config, or ``work_dirs/<config name>``) and launcher."""
+    if work_dir:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+    cfg.launcher = launcher
+
+
+def enable_show_dir(cfg: Config, show_dir: str) -> None:
+    """Make the config's visualization hook save drawn predictions under ``show_dir``.
+
+    Handles MMDetection's ``DetVisualizationHook``, MMSegmentation's ``SegVisualizationHook``
+    and MMPretrain's ``VisualizationHook``.
+    """
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise KeyError('The config has no default_hooks.visualization to draw predictions.')
+    hook_type = hook['type']
+    if hook_type.endswith('DetVisualizationHook'):
+        hook.update(draw=True, test_out_dir=show_dir)
+    elif hook_type.endswith('SegVisualizationHook'):
+        hook.update(draw=True, interval=1)
+        cfg.visualizer['save_dir'] = show_dir
+    else:  # mmpretrain
+        hook.update(enable=True, out_dir=show_dir)

@@ -1,0 +1,28 @@
+from setuptools import find_packages, setup
+
+
+def get_version() -> str:
+    namespace: dict = {}
+    with open('glmix_mm/version.py') as f:
+        exec(f.read(), namespace)
+    return namespace['__version__']
+
+
+setup(
+    name='glmix_mm',
+    version=get_version(),
+    description='GLNet (GLMix) and Conformer backbones for MMDetection, '
+    'MMSegmentation and MMPretrain',
+    long_description=open('README.md').read(),
+    long_description_content_type='text/markdown',
+    packages=find_packages(exclude=('configs', 'tools', 'tests')),
+    python_requires='>=3.8',
+    install_requires=['mmengine>=0.10.0', 'mmcv>=2.0.0,<2.2.0'],
+    extras_require={
+        'det': ['mmdet>=3.0.0', 'pycocotools'],
+        'seg': ['mmsegmentation>=1.0.0', 'ftfy', 'regex'],
+        'cls': ['mmpretrain>=1.0.0'],
+    },
+    license='MIT',
+    zip_safe=False,
+)

@@ -1,0 +1,198 @@
+"""GLNet backbone: architectures, outputs, weights, freezing and registration."""
+import pytest
+import torch
+import torch.nn as nn
+from mmengine.registry import init_default_scope
+
+from glmix_mm.models import GLNet
+
+# Published parameter counts (millions) of the ImageNet models, with the 1000-class head.
+PUBLISHED_PARAMS = {'stl': 30.3, 'stl-paramslot': 30.5, '4g': 27.0, '9g': 60.0, '16g': 106.1}
+ARCHS = list(PUBLISHED_PARAMS)
+
+
+def random_upstream_checkpoint(arch: str, seed: int = 0) -> dict:
+    """An ImageNet checkpoint in the released layout: backbone, pre-head BN and head weights."""
+    torch.manual_seed(seed)
+    model = GLNet(arch, out_norm=None)
+    dims = model.arch_settings['embed_dims'][-1]
+    state_dict = {k: torch.randn_like(v) * 0.1 if v.is_floating_point() else v
+                  for k, v in model.state_dict().items()}
+    for k in state_dict:
+        if k.endswith('running_var'):
+            state_dict[k] = torch.rand_like(state_dict[k]) + 0.5
+    state_dict.update({
+        'norm.weight': torch.ones(dims), 'norm.bias': torch.zeros(dims),
+        'norm.running_mean': torch.zeros(dims), 'norm.running_var': torch.ones(dims),
+        'head.weight': torch.randn(1000, dims), 'head.bias': torch.zeros(1000)})
+    return {'model': state_dict, 'epoch': 299}
+
+
+@pytest.mark.parametrize('arch', ARCHS)
+def test_parameter_count_matches_published(arch):
+    model = GLNet(arch, out_norm=None)
+    dims = model.arch_settings['embed_dims'][-1]
+    head_and_pre_head_norm = dims * 1000 + 1000 + 2 * dims
+    total = sum(p.numel() for p in model.parameters()) + head_and_pre_head_norm
+    assert round(total / 1e6, 1) == PUBLISHED_PARAMS[arch]
+
+
+@pytest.mark.parametrize('arch', ['stl', '4g'])
+@pytest.mark.parametrize('size', [(64, 96), (67, 93)])
+def test_multiscale_outputs_strides_and_channels(arch, size):
+    model = GLNet(arch).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(2, 3, *size))
+    assert len(outs) == 4
+    for out, stride, channels in zip(outs, (4, 8, 16, 32), model.out_channels):
+        assert out.shape == (2, channels, -(-size[0] // stride), -(-size[1] // stride))
+        assert torch.isfinite(out).all()
+
+
+def test_out_indices_and_out_norm():
+    model = GLNet('stl', out_indices=(1, -1), out_norm=dict(type='BN'))
+    assert model.out_channels == [192, 768]
+    assert isinstance(model.norm3, nn.BatchNorm2d) and not hasattr(model, 'norm0')
+    raw = GLNet('stl', out_indices=(3, ), out_norm=None)
+    assert isinstance(raw.norm3, nn.Identity)
+    with pytest.raises(ValueError, match='out_indices'):
+        GLNet('stl', out_indices=(4, ))
+
+
+def test_unknown_and_custom_archs():
+    with pytest.raises(ValueError, match="Unknown GLNet arch 'tiny'.*'4g'"):
+        GLNet('tiny')
+    with pytest.raises(ValueError, match='missing keys'):
+        GLNet(dict(depths=[1, 1, 1, 1]))
+    custom = dict(GLNet.arch_zoo['4g'], depths=[1, 1, 2, 1], embed_dims=[32, 64, 64, 64],
+                  num_slots=16)
+    model = GLNet(custom).eval()
+    assert model.arch_name == 'custom'
+    assert [o.shape[1] for o in model(torch.randn(1, 3, 64, 64))] == [32, 64, 64, 64]
+    assert GLNet('9g_tklb').arch_name == '9g'
+
+
+def test_bad_inputs_raise_clear_errors():
+    model = GLNet('stl')
+    with pytest.raises(ValueError, match=r'\(N, 3, H, W\)'):
+        model(torch.randn(3, 64, 64))
+    with pytest.raises(ValueError, match=r'\(N, 3, H, W\), got \(1, 1, 64, 64\)'):
+        model(torch.randn(1, 1, 64, 64))
+
+
+def test_loads_released_checkpoint_as_is_and_ignores_head(tmp_path):
+    ckpt = random_upstream_checkpoint('stl')
+    path = tmp_path / 'glnet_stl.pth'
+    torch.save(ckpt, path)
+    model = GLNet('stl', out_norm=None, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    model.init_weights()
+    state = model.state_dict()
+    for k, v in ckpt['model'].items():
+        if not k.startswith(('head.', 'norm.')):
+            assert torch.equal(state[k], v), k
+    # The same weights in OpenMMLab layout (whole detector, with neck keys) load identically.
+    det = {'state_dict': {**{'backbone.' + k: v for k, v in state.items()},
+                          'neck.lateral_convs.0.conv.weight': torch.zeros(1)}}
+    torch.save(det, tmp_path / 'det.pth')
+    other = GLNet('stl', out_norm=None,
+                  init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'det.pth')))
+    other.init_weights()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(model.eval()(x), other.eval()(x)):
+            assert torch.equal(a, b)
+
+
+def test_output_norms_keep_their_init_when_checkpoint_lacks_them(tmp_path):
+    torch.save(random_upstream_checkpoint('stl'), tmp_path / 'c.pth')
+    model = GLNet('stl', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'c.pth')))
+    model.init_weights()
+    assert torch.equal(model.norm2.weight, torch.ones(384))
+
+
+def test_prefers_ema_weights_for_16g(tmp_path):
+    ckpt = random_upstream_checkpoint('16g')
+    ema = ckpt['model']
+    ckpt = {'model': {k: v + 1 if v.is_floating_point() else v for k, v in ema.items()},
+            'model_ema': ema}
+    torch.save(ckpt, tmp_path / '16g.pth')
+    model = GLNet('16g', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / '16g.pth')))
+    model.init_weights()
+    key = 'stages.2.blocks.1.mha_op.in_proj_weight'
+    assert torch.equal(model.state_dict()[key], ema[key])
+
+
+def test_wrong_checkpoint_is_refused_with_key_report(tmp_path):
+    torch.save(random_upstream_checkpoint('4g'), tmp_path / '4g.pth')
+    model = GLNet('9g', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / '4g.pth')))
+    with pytest.raises(RuntimeError, match=r"GLNet\(arch='9g'\)[\s\S]*shape mismatches: "
+                       r'downsample_layers'):
+        model.init_weights()
+    torch.save({'state_dict': {'conv1.weight': torch.zeros(64, 3, 7, 7)}}, tmp_path / 'r50.pth')
+    model = GLNet('4g', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'r50.pth')))
+    with pytest.raises(RuntimeError, match=r'missing keys[\s\S]*unexpected keys: conv1.weight'):
+        model.init_weights()
+    model = GLNet('4g', init_cfg=dict(type='Pretrained', checkpoint=str(tmp_path / 'no.pth')))
+    with pytest.raises(FileNotFoundError, match='checkpoints/'):
+        model.init_weights()
+
+
+def test_frozen_stages_stay_frozen_in_train_mode():
+    model = GLNet('stl', frozen_stages=2)
+    model.train()
+    frozen = [model.downsample_layers[0], model.downsample_layers[1], model.stages[0],
+              model.stages[1], model.norm0, model.norm1]
+    for module in frozen:
+        assert not module.training
+        assert all(not p.requires_grad for p in module.parameters())
+    assert model.stages[2].training and model.downsample_layers[2].training
+    assert all(p.requires_grad for p in model.stages[2].parameters())
+    with pytest.raises(ValueError, match='frozen_stages'):
+        GLNet('stl', frozen_stages=5)
+
+
+def test_norm_eval_keeps_batch_norms_in_eval():
+    model = GLNet('4g', norm_eval=True).train()
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(not m.training for m in bns)
+    assert model.stages[0].training
+    stats = bns[0].running_mean.clone()
+    model(torch.randn(2, 3, 64, 64))
+    assert torch.equal(bns[0].running_mean, stats)
+
+
+def test_with_cp_gives_same_outputs_and_gradients():
+    torch.manual_seed(0)
+    plain = GLNet('4g', drop_path_rate=0.).train()
+    ckpt = GLNet('4g', with_cp=True).train()
+    ckpt.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    grads = []
+    for model in (plain, ckpt):
+        sum(o.square().mean() for o in model(x)).backward()
+        grads.append(model.stages[2].blocks[1].mha_op.in_proj_weight.grad.clone())
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-5, atol=1e-6)
+    assert grads[0].abs().sum() > 0
+
+
+def test_pretrained_argument_is_deprecated_alias():
+    with pytest.warns(DeprecationWarning):
+        model = GLNet('stl', pretrained='x.pth')
+    assert model.init_cfg == dict(type='Pretrained', checkpoint='x.pth')
+
+
+@pytest.mark.parametrize('scope,registry_module', [('mmdet', 'mmdet.registry'),
+                                                   ('mmseg', 'mmseg.registry'),
+                                                   ('mmpretrain', 'mmpretrain.registry')])
+def test_builds_by_name_from_each_library_scope(scope, registry_module):
+    import importlib
+
+    from mmengine.config import Config
+    from mmengine.utils import import_modules_from_strings
+    cfg = Config(dict(custom_imports=dict(imports=['glmix_mm'], allow_failed_imports=False)))
+    import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(scope)
+    registry = importlib.import_module(registry_module).MODELS
+    for name in ('GLNet', 'glmix_mm.GLNet'):
+        model = registry.build(dict(type=name, arch='stl', out_indices=(3, )))
+        assert isinstance(model, GLNet)

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the pinned CPU stack for glmix_mm into the current Python environment, then glmix_mm
+# itself in editable mode. Idempotent: a package already at the pinned version is left alone, so a
+# second run takes seconds. The first run builds mmcv 2.1.0 with its C++ ops from source (~10 min on
+# 2 cores); pip caches the wheel so later installs on the same machine are fast.
+#
+# GPU users: install a CUDA build of torch first and build mmcv with CUDA ops instead (README).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+
+TORCH=2.12.1
+TORCHVISION=0.27.1
+MMCV=2.1.0
+
+have() {  # have DIST VERSION -> true when DIST is installed at exactly VERSION
+  [ "$($PY - "$1" <<'PYEOF' 2>/dev/null
+import sys
+from importlib.metadata import version
+print(version(sys.argv[1]))
+PYEOF
+)" = "$2" ]
+}
+pipi() { $PY -m pip install --progress-bar off "$@"; }
+
+# 1. torch + torchvision from the registry's default build. The machine-local CPU wheel only
+#    exists for another torch version and its torchvision counterpart fails to import (DEVELOPERS.md).
+if ! have torch "$TORCH" || ! have torchvision "$TORCHVISION"; then
+  pipi "torch==$TORCH" "torchvision==$TORCHVISION"
+fi
+
+# 2. mmcv 2.1.0 with its C++ ops. Its setup.py imports pkg_resources, so the build needs
+#    setuptools<70 (pip warns that torch's metadata asks for a newer one; it works).
+if ! have mmcv "$MMCV" || ! $PY -c 'import mmcv.ops' >/dev/null 2>&1; then
+  pipi "setuptools<70" wheel "numpy<2" ninja
+  pipi "mmengine==0.10.7"
+  MMCV_WITH_OPS=1 MAX_JOBS=2 pipi --no-build-isolation "mmcv==$MMCV"
+fi
+
+# 3. The OpenMMLab libraries and the rest of the pinned stack, then glmix_mm itself.
+pipi -r requirements.txt
+pipi --no-deps --no-build-isolation -e .
+
+$PY -c 'import mmdet.models, mmseg.models, mmpretrain.models, mmcv.ops, glmix_mm; print("glmix_mm set-up OK")'

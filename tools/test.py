@@ -1,0 +1,66 @@
+"""Evaluate a checkpoint on a config's test set (COCO bbox/segm, ADE20K mIoU, ImageNet top-1:
+the config's evaluator decides).
+
+Examples::
+
+    python tools/test.py configs/maskrcnn_glnet_4g_coco.py work_dirs/.../epoch_12.pth
+    python tools/test.py CONFIG CHECKPOINT --show-dir vis    # also save drawn predictions
+    bash tools/dist_test.sh CONFIG CHECKPOINT 8
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import Config, DictAction
+from mmengine.runner import Runner
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import glmix_mm  # noqa: E402,F401  (registers the models; loads checkpoints with torch>=2.6)
+from glmix_mm.utils import (DatasetNotFoundError, apply_common_args,  # noqa: E402
+                            check_datasets, enable_show_dir)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Test a checkpoint.')
+    parser.add_argument('config', help='config file')
+    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('--work-dir', help='where logs and metrics go')
+    parser.add_argument('--show-dir', help='save drawn predictions here (under the work dir)')
+    parser.add_argument('--amp', action='store_true', help='mixed-precision inference')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config entries')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher (dist_test.sh sets pytorch)')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    apply_common_args(cfg, args.work_dir, args.config, args.launcher)
+    cfg.load_from = args.checkpoint
+    if not osp.isfile(args.checkpoint):
+        print(f'error: checkpoint {args.checkpoint} does not exist', file=sys.stderr)
+        return 2
+    if args.show_dir:
+        enable_show_dir(cfg, args.show_dir)
+    if args.amp:
+        cfg.test_cfg.fp16 = True
+    try:
+        check_datasets(cfg, ('test_dataloader', ))
+    except DatasetNotFoundError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    metrics = Runner.from_cfg(cfg).test()
+    print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
