@@ -17,11 +17,11 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('configs', 'tools', 'tests')),
     python_requires='>=3.8',
-    install_requires=['mmengine>=0.10.0', 'mmcv>=2.0.0,<2.2.0'],
+    # mmpretrain: the Conformer backbone builds on its classification Conformer.
+    install_requires=['mmengine>=0.10.0', 'mmcv>=2.0.0,<2.2.0', 'mmpretrain>=1.0.0'],
     extras_require={
         'det': ['mmdet>=3.0.0', 'pycocotools'],
         'seg': ['mmsegmentation>=1.0.0', 'ftfy', 'regex'],
-        'cls': ['mmpretrain>=1.0.0'],
     },
     license='MIT',
     zip_safe=False,

@@ -13,12 +13,13 @@ import os.path as osp
 import sys
 
 from mmengine.config import Config, DictAction
+from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import glmix_mm  # noqa: E402,F401  (registers the models; loads checkpoints with torch>=2.6)
-from glmix_mm.utils import (DatasetNotFoundError, apply_common_args,  # noqa: E402
-                            check_datasets, enable_show_dir)
+from glmix_mm.utils import (DatasetNotFoundError, apply_common_args, check_datasets,  # noqa: E402
+                            enable_show_dir, setup_cpu_distributed)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -57,8 +58,10 @@ def main(argv=None) -> int:
     except DatasetNotFoundError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
+    setup_cpu_distributed(cfg)
     metrics = Runner.from_cfg(cfg).test()
-    print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
+    if get_rank() == 0:
+        print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
     return 0
 
 

@@ -18,8 +18,8 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import glmix_mm  # noqa: E402,F401  (registers the models; loads checkpoints with torch>=2.6)
-from glmix_mm.utils import (DatasetNotFoundError, apply_common_args,  # noqa: E402
-                            check_datasets)
+from glmix_mm.utils import (DatasetNotFoundError, apply_common_args, check_datasets,  # noqa: E402
+                            setup_cpu_distributed)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -67,6 +67,7 @@ def main(argv=None) -> int:
     except DatasetNotFoundError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
+    setup_cpu_distributed(cfg)
     Runner.from_cfg(cfg).train()
     return 0
 

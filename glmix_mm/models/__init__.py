@@ -1,4 +1,5 @@
+from .conformer import Conformer
 from .glmix import GLMixBlock, LayerNorm2d, MHSABlock, MHSATokenBlock
 from .glnet import GLNet
 
-__all__ = ['GLNet', 'GLMixBlock', 'MHSABlock', 'MHSATokenBlock', 'LayerNorm2d']
+__all__ = ['GLNet', 'Conformer', 'GLMixBlock', 'MHSABlock', 'MHSATokenBlock', 'LayerNorm2d']

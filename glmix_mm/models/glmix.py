@@ -61,7 +61,7 @@ class LayerScale(nn.Module):
 
 
 def make_layer_scale(num_channels: int, init_value: Optional[float],
-                channels_first: bool) -> nn.Module:
+                     channels_first: bool) -> nn.Module:
     """A :class:`LayerScale`, or an identity when ``init_value`` is None."""
     if init_value is None:
         return nn.Identity()

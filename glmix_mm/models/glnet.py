@@ -16,6 +16,7 @@ from mmengine.model.weight_init import constant_init, trunc_normal_init
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from glmix_mm.registry import register_model
+
 from .checkpoint import StateDict, load_pretrained
 from .glmix import GLMixBlock, MHSABlock, MHSATokenBlock, nchw_to_tokens, tokens_to_nchw
 

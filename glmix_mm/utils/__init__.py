@@ -1,4 +1,5 @@
 from .runner_helpers import (DatasetNotFoundError, apply_common_args, check_datasets,
-                             enable_show_dir)
+                             enable_show_dir, setup_cpu_distributed)
 
-__all__ = ['DatasetNotFoundError', 'apply_common_args', 'check_datasets', 'enable_show_dir']
+__all__ = ['DatasetNotFoundError', 'apply_common_args', 'check_datasets', 'enable_show_dir',
+           'setup_cpu_distributed']

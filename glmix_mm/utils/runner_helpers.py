@@ -6,6 +6,8 @@ Both tools work for MMDetection, MMSegmentation and MMPretrain configs alike: th
 import os.path as osp
 from typing import Iterator, List, Optional, Tuple
 
+import torch
+import torch.distributed as dist
 from mmengine.config import Config, ConfigDict
 
 # Where each public dataset comes from, by dataset type, for the missing-data message.
@@ -83,6 +85,26 @@ def apply_common_args(cfg: Config, work_dir: Optional[str], config_path: str,
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
     cfg.launcher = launcher
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Let a distributed launch (torchrun) run on machines without a GPU.
+
+    MMEngine's PyTorch launcher assumes one GPU per process (it calls ``torch.cuda.set_device``
+    and gives DDP a device id). Without a GPU, start the gloo process group here (MMEngine then
+    uses it as it is) and wrap the model in CPU DDP (no device ids). Nothing changes with GPUs.
+    """
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return
+    if not dist.is_initialized():
+        dist.init_process_group('gloo')  # RANK, WORLD_SIZE, MASTER_ADDR from torchrun
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel',
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
 
 
 def enable_show_dir(cfg: Config, show_dir: str) -> None:

@@ -1,0 +1,18 @@
+# Detection recipe shared by the Conformer configs, as in the authors' MMDetection configs
+# (pengzhiliang/Conformer, mmdetection/configs/{mask,faster}_rcnn/*_conformer_small_patch32_*):
+# AdamW lr 1e-4, weight decay 1e-4, 500-iteration linear warm-up, steps at epochs 8 and 11,
+# images resized to 1344x800, BatchNorm in eval mode, stem frozen (their frozen_stages=1, which
+# is our frozen_stages=0, see the Conformer docstring).
+_base_ = 'mmdet::_base_/schedules/schedule_1x.py'
+
+custom_imports = dict(imports=['glmix_mm'], allow_failed_imports=False)
+
+optim_wrapper = dict(
+    _delete_=True,
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=0.0001, weight_decay=0.0001))
+
+image_scale = (1344, 800)
+
+# Random generator states in checkpoints, so that --resume continues the same random stream.
+custom_hooks = [dict(type='RNGStateHook')]

@@ -1,0 +1,9 @@
+# Mask R-CNN + FPN with a Conformer-Tiny/16 backbone, COCO, 1x schedule.
+_base_ = './maskrcnn_conformer_s32_coco.py'
+
+model = dict(
+    backbone=dict(
+        arch='tiny',
+        patch_size=16,
+        init_cfg=dict(checkpoint='checkpoints/Conformer_tiny_patch16.pth')),
+    neck=dict(in_channels=[64, 128, 256, 256]))

@@ -1,0 +1,35 @@
+"""Shared fixtures of the tool tests: a tiny generated demo dataset and its config options."""
+import os.path as osp
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+
+
+@pytest.fixture(scope='session')
+def demo_data(tmp_path_factory):
+    """8 training and 4 validation images of 64x64 pixels."""
+    import make_demo_data
+    out = tmp_path_factory.mktemp('demo')
+    make_demo_data.main(['--out', str(out), '--num-train', '8', '--num-val', '4', '--size',
+                         '64'])
+    return out
+
+
+@pytest.fixture(scope='session')
+def demo_options(demo_data):
+    """--cfg-options that point the demo detection config at ``demo_data``, small and fast."""
+    root = f'{demo_data}/coco/'
+    val = root + 'annotations/instances_val.json'
+    return [
+        f'train_dataloader.dataset.data_root={root}', f'val_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.data_root={root}', f'val_evaluator.ann_file={val}',
+        f'test_evaluator.ann_file={val}', 'train_dataloader.batch_size=2',
+        'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+        'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0',
+        'val_dataloader.persistent_workers=False', 'test_dataloader.persistent_workers=False',
+        'model.backbone.arch=stl', 'model.neck.in_channels=[96,192,384,768]',
+        'randomness.seed=0'
+    ]

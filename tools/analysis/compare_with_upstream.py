@@ -1,0 +1,101 @@
+"""Check that our GLNet computes what the upstream ImageNet code computes.
+
+Builds every upstream model (github.com/rayleizhu/GLMix, ``models/glnet.py`` and
+``models/glnet_tklb.py``) with random weights and randomised BatchNorm statistics, saves it in
+the released checkpoint layout, loads that file into our ``GLNet`` through
+``init_cfg=dict(type='Pretrained')`` and compares all four stage outputs (``out_norm=None``).
+
+Needs a clone of the upstream repo and its imports (``pip install timm fairscale``)::
+
+    git clone https://github.com/rayleizhu/GLMix /tmp/GLMix
+    python tools/analysis/compare_with_upstream.py --glmix-repo /tmp/GLMix
+"""
+import argparse
+import os
+import os.path as osp
+import sys
+import tempfile
+
+import torch
+
+from glmix_mm.models import GLNet
+
+ARCHS = ('stl', 'stl-paramslot', '4g', '9g', '16g', '4g_tklb', '9g_tklb')
+SIZES = ((2, 3, 224, 224), (1, 3, 256, 320), (1, 3, 192, 288))
+
+
+def upstream_factory(repo: str, arch: str):
+    sys.path.insert(0, repo)
+    module = __import__('models.glnet_tklb' if arch.endswith('tklb') else 'models.glnet',
+                        fromlist=['_'])
+    return getattr(module, 'glnet_' + arch.replace('-', '_'))
+
+
+def randomize_(model: torch.nn.Module) -> None:
+    """Random weights of a sensible scale, random BN statistics, scales away from identity."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(('gamma', 'slot_scale')):
+                p.uniform_(0.3, 1.0)
+            elif p.dim() == 1:
+                p.normal_(1.0 if 'norm' in name and name.endswith('weight') else 0., 0.1)
+            else:
+                p.normal_(0, p[0].numel()**-0.5)
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+
+
+def stage_outputs(model: torch.nn.Module, x: torch.Tensor) -> list:
+    outs = []
+    hooks = [s.register_forward_hook(lambda m, i, o: outs.append(o)) for s in model.stages]
+    model(x)
+    for h in hooks:
+        h.remove()
+    return outs
+
+
+def compare(repo: str, arch: str, tmp: str) -> float:
+    torch.manual_seed(0)
+    ref = upstream_factory(repo, arch)().eval()
+    randomize_(ref)
+    params = sum(p.numel() for n, p in ref.named_parameters() if 'tklb_aux_head' not in n)
+    ckpt = {'model': ref.state_dict()}
+    if arch == '16g':  # the release's published weights are the EMA ones
+        ckpt = {'model': {k: v + 1 for k, v in ckpt['model'].items()},
+                'model_ema': ckpt['model']}
+    path = osp.join(tmp, f'{arch}.pth')
+    torch.save(ckpt, path)
+    ours = GLNet(arch, out_norm=None, init_cfg=dict(type='Pretrained', checkpoint=path))
+    ours.init_weights()
+    ours.eval()
+    worst = 0.
+    for shape in SIZES:
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            errs = [((a - b).abs().max() / b.abs().max()).item()
+                    for a, b in zip(ours(x), stage_outputs(ref, x))]
+        worst = max(worst, *errs)
+        print(f'{arch:14s} {str(tuple(shape)):17s} params {params / 1e6:6.2f}M  max relative '
+              'error per stage: ' + ' '.join(f'{e:.1e}' for e in errs), flush=True)
+    os.remove(path)
+    return worst
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--glmix-repo', required=True, help='clone of rayleizhu/GLMix')
+    parser.add_argument('--archs', nargs='+', default=ARCHS, choices=ARCHS)
+    parser.add_argument('--tol', type=float, default=1e-4, help='max relative error allowed')
+    args = parser.parse_args()
+    if not osp.isfile(osp.join(args.glmix_repo, 'models', 'glnet.py')):
+        parser.error(f'{args.glmix_repo} is not a clone of rayleizhu/GLMix (no models/glnet.py)')
+    with tempfile.TemporaryDirectory() as tmp:
+        worst = max(compare(args.glmix_repo, arch, tmp) for arch in args.archs)
+    print(f'worst relative error {worst:.1e} (tolerance {args.tol:.0e})')
+    return 0 if worst <= args.tol else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
