@@ -1,5 +1,6 @@
 """Every config in configs/ loads, names its pretrained weights and builds its model."""
 import glob
+import importlib
 import os.path as osp
 
 import pytest
@@ -15,9 +16,20 @@ CONFIGS = sorted(
 def test_there_are_configs():
     names = {osp.basename(c) for c in CONFIGS}
     for arch in ('stl', '4g', '9g', '16g'):
-        assert f'maskrcnn_glnet_{arch}_coco.py' in names
+        assert {f'maskrcnn_glnet_{arch}_coco.py', f'upernet_glnet_{arch}_ade20k.py',
+                f'glnet_{arch}_in1k.py'} <= names
     for arch in ('ti', 's16', 's32', 'b'):
-        assert f'maskrcnn_conformer_{arch}_coco.py' in names
+        assert {f'maskrcnn_conformer_{arch}_coco.py', f'upernet_conformer_{arch}_ade20k.py'
+                } <= names
+
+
+def decoder_in_channels(cfg: Config) -> list:
+    """What the first module after the backbone expects from it."""
+    if cfg.model.get('neck') and 'in_channels' in cfg.model.neck:
+        return list(cfg.model.neck.in_channels)
+    if cfg.model.get('decode_head'):
+        return list(cfg.model.decode_head.in_channels)
+    return [cfg.model.head.in_channels]
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=[osp.relpath(c, ROOT) for c in CONFIGS])
@@ -25,13 +37,17 @@ def test_config_loads_and_builds(path):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports['imports'] == ['glmix_mm']
     backbone = cfg.model.backbone
-    if '/demo/' not in path:
+    if '/demo/' in path:
+        assert backbone.init_cfg is None  # trained from scratch on the demo data
+    elif cfg.default_scope == 'mmpretrain':
+        assert cfg.load_from.startswith('checkpoints/')  # converted with glnet2mm.py --cls
+    else:
         assert backbone.init_cfg.type == 'Pretrained'
         assert backbone.init_cfg.checkpoint.startswith('checkpoints/')
     init_default_scope(cfg.default_scope)
-    from mmdet.registry import MODELS
-    model = MODELS.build(cfg.model)
-    assert list(cfg.model.neck.in_channels) == list(model.backbone.out_channels)
+    registry = importlib.import_module(f'{cfg.default_scope}.registry').MODELS
+    model = registry.build(cfg.model)
+    assert decoder_in_channels(cfg) == list(model.backbone.out_channels)
 
 
 def test_stock_mmdet_config_with_glnet_trains_one_step():

@@ -7,6 +7,8 @@ Images of coloured squares, discs and triangles on textured backgrounds, with ex
   extent of that mask. Objects never overlap, so the masks are also the visible pixels.
 * ``<out>/ade``: ADE20K format for MMSegmentation (``images/{training,validation}/*.jpg``,
   ``annotations/{training,validation}/*.png``); label 0 is background, 1..3 the shapes.
+* ``<out>/imagenet``: an ImageNet-style folder per class (``{train,val}/<class>/*.png``), one
+  shape per image, for MMPretrain's ``CustomDataset``.
 
 Nothing is downloaded; the same seed gives the same files.
 
@@ -123,6 +125,24 @@ def write_split(out: str, split: str, num_images: int, size: int, max_objects: i
     return dict(images=len(images), instances=len(annotations))
 
 
+def write_classification_split(out: str, split: str, num_per_class: int, size: int,
+                               seed: int) -> int:
+    """One centred shape per image, in a folder per class."""
+    rng = np.random.default_rng(seed)
+    for kind, name in enumerate(CLASSES):
+        folder = osp.join(out, 'imagenet', split, name)
+        os.makedirs(folder, exist_ok=True)
+        for i in range(num_per_class):
+            img = _background(rng, size)
+            r = rng.uniform(0.25, 0.4) * size
+            cx, cy = rng.uniform(0.4, 0.6, 2) * size
+            colour = tuple(int(c) for c in rng.integers(40, 256, 3))
+            ImageDraw.Draw(img).polygon(
+                _shape_polygon(kind, cx, cy, r, rng.uniform(0, 2 * np.pi)), fill=colour)
+            img.save(osp.join(folder, f'{split}_{i:05d}.png'))
+    return num_per_class * len(CLASSES)
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Generate the glmix_mm demo datasets.')
     parser.add_argument('--out', default='data/demo', help='output folder')
@@ -141,6 +161,9 @@ def main(argv=None) -> None:
         stats = write_split(args.out, split, num, args.size, args.max_objects, seed)
         print(f'{split}: {stats["images"]} images, {stats["instances"]} instances -> '
               f'{args.out}/coco, {args.out}/ade')
+        per_class = max(1, num // len(CLASSES))
+        count = write_classification_split(args.out, split, per_class, args.size, seed + 10)
+        print(f'{split}: {count} single-shape images -> {args.out}/imagenet')
 
 
 if __name__ == '__main__':

@@ -3,9 +3,7 @@
 # AdamW lr 1e-4, weight decay 1e-4, 500-iteration linear warm-up, steps at epochs 8 and 11,
 # images resized to 1344x800, BatchNorm in eval mode, stem frozen (their frozen_stages=1, which
 # is our frozen_stages=0, see the Conformer docstring).
-_base_ = 'mmdet::_base_/schedules/schedule_1x.py'
-
-custom_imports = dict(imports=['glmix_mm'], allow_failed_imports=False)
+_base_ = ['mmdet::_base_/schedules/schedule_1x.py', './glnet_common.py']
 
 optim_wrapper = dict(
     _delete_=True,
@@ -13,6 +11,3 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=0.0001, weight_decay=0.0001))
 
 image_scale = (1344, 800)
-
-# Random generator states in checkpoints, so that --resume continues the same random stream.
-custom_hooks = [dict(type='RNGStateHook')]

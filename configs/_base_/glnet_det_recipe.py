@@ -2,27 +2,13 @@
 # GLNet's own detection code was never released; the values follow the same author's published
 # recipe for BiFormer (rayleizhu/BiFormer, object_detection/configs/coco/
 # maskrcnn.1x.biformer_{small,base}.py), whose small/base models have exactly GLNet-4G/9G's
-# stage depths and widths:
-#   AdamW, lr 1e-4, betas (0.9, 0.999), weight decay 0.05, no weight decay on norms,
-#   drop path 0.2 (small) / 0.3 (base), BatchNorm in eval mode (norm_eval), one LayerNorm per
-#   output map. GLNet-specific: no weight decay on layer scales (gamma), the learnable slot
-#   scales and the learned initial slots either (they are scales / embeddings, like norms).
-_base_ = 'mmdet::_base_/schedules/schedule_1x.py'
-
-custom_imports = dict(imports=['glmix_mm'], allow_failed_imports=False)
+# stage depths and widths: AdamW, lr 1e-4, betas (0.9, 0.999), weight decay 0.05, no weight
+# decay on norms (see glnet_common.py), drop path 0.2 (small) / 0.3 (base), BatchNorm in eval
+# mode (norm_eval), one LayerNorm per output map.
+_base_ = ['mmdet::_base_/schedules/schedule_1x.py', './glnet_common.py']
 
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=0.0001, betas=(0.9, 0.999), weight_decay=0.05),
-    paramwise_cfg=dict(
-        norm_decay_mult=0.,
-        custom_keys={
-            'norm': dict(decay_mult=0.),
-            '.gamma': dict(decay_mult=0.),
-            'slot_scale': dict(decay_mult=0.),
-            'init_slots': dict(decay_mult=0.),
-        }))
-
-# Random generator states in checkpoints, so that --resume continues the same random stream.
-custom_hooks = [dict(type='RNGStateHook')]
+    paramwise_cfg={{_base_.glnet_paramwise_cfg}})

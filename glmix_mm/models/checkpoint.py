@@ -16,7 +16,7 @@ import os.path as osp
 import pickle
 import re
 from collections import OrderedDict
-from typing import Callable, Dict, Iterable, Mapping, Optional
+from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -93,6 +93,27 @@ def _preview(keys: Iterable[str], limit: int = 6) -> str:
     return ', '.join(keys[:limit]) + more
 
 
+def state_dict_mismatch(model: nn.Module,
+                        state_dict: StateDict,
+                        optional_missing: Iterable[str] = ()) -> Tuple[list, list, list]:
+    """Keys of ``model`` missing from ``state_dict``, keys it does not have, shape mismatches.
+
+    Args:
+        model (nn.Module): The model that would receive the weights.
+        state_dict (dict): Weights with the model's own key names.
+        optional_missing (Iterable[str]): Regular expressions of model keys that may be missing.
+    """
+    own = model.state_dict()
+    patterns = [re.compile(p) for p in optional_missing]
+    missing = [k for k in own if k not in state_dict and not any(p.match(k) for p in patterns)]
+    unexpected = [k for k in state_dict if k not in own]
+    mismatched = [
+        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+        for k, v in state_dict.items() if k in own and v.shape != own[k].shape
+    ]
+    return missing, unexpected, mismatched
+
+
 def check_state_dict(model: nn.Module,
                      state_dict: StateDict,
                      description: str,
@@ -106,14 +127,7 @@ def check_state_dict(model: nn.Module,
         optional_missing (Iterable[str]): Regular expressions of model keys that a checkpoint may
             lack (layers that only exist downstream, such as the per-output norms).
     """
-    own = model.state_dict()
-    patterns = [re.compile(p) for p in optional_missing]
-    missing = [k for k in own if k not in state_dict and not any(p.match(k) for p in patterns)]
-    unexpected = [k for k in state_dict if k not in own]
-    mismatched = [
-        f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-        for k, v in state_dict.items() if k in own and v.shape != own[k].shape
-    ]
+    missing, unexpected, mismatched = state_dict_mismatch(model, state_dict, optional_missing)
     if not (missing or unexpected or mismatched):
         return
     lines = [f'The checkpoint does not fit {description}.']

@@ -4,6 +4,8 @@ Builds every upstream model (github.com/rayleizhu/GLMix, ``models/glnet.py`` and
 ``models/glnet_tklb.py``) with random weights and randomised BatchNorm statistics, saves it in
 the released checkpoint layout, loads that file into our ``GLNet`` through
 ``init_cfg=dict(type='Pretrained')`` and compares all four stage outputs (``out_norm=None``).
+Then converts the same file with ``glnet2mm.py --cls`` and compares the logits of the MMPretrain
+classifier of ``configs/glnet_<arch>_in1k.py`` with the upstream model's.
 
 Needs a clone of the upstream repo and its imports (``pip install timm fairscale``)::
 
@@ -17,8 +19,14 @@ import sys
 import tempfile
 
 import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
 
 from glmix_mm.models import GLNet
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
+from glnet2mm import convert  # noqa: E402
 
 ARCHS = ('stl', 'stl-paramslot', '4g', '9g', '16g', '4g_tklb', '9g_tklb')
 SIZES = ((2, 3, 224, 224), (1, 3, 256, 320), (1, 3, 192, 288))
@@ -79,8 +87,26 @@ def compare(repo: str, arch: str, tmp: str) -> float:
         worst = max(worst, *errs)
         print(f'{arch:14s} {str(tuple(shape)):17s} params {params / 1e6:6.2f}M  max relative '
               'error per stage: ' + ' '.join(f'{e:.1e}' for e in errs), flush=True)
+    worst = max(worst, compare_classifier(ref, arch, ckpt))
     os.remove(path)
     return worst
+
+
+def compare_classifier(ref: torch.nn.Module, arch: str, ckpt: dict) -> float:
+    """Logits of our MMPretrain classifier (converted weights) against the upstream model's."""
+    name = 'stl' if arch == 'stl-paramslot' else arch
+    cfg = Config.fromfile(osp.join(ROOT, 'configs', f'glnet_{name}_in1k.py'))
+    cfg.model.backbone.arch = arch
+    init_default_scope('mmpretrain')
+    from mmpretrain.registry import MODELS
+    classifier = MODELS.build(cfg.model).eval()
+    classifier.load_state_dict(convert(ckpt, cls=True)['state_dict'])
+    x = torch.randn(2, 3, 224, 224)
+    with torch.no_grad():
+        ours, theirs = classifier(x, mode='tensor'), ref(x)
+    err = ((ours - theirs).abs().max() / theirs.abs().max()).item()
+    print(f'{arch:14s} classifier logits (2, 1000): max relative error {err:.1e}', flush=True)
+    return err
 
 
 def main() -> int:

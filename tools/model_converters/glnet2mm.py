@@ -27,7 +27,7 @@ import torch
 
 from glmix_mm.models import GLNet
 from glmix_mm.models.checkpoint import (StateDict, check_state_dict, extract_state_dict,
-                                        load_local_checkpoint)
+                                        load_local_checkpoint, state_dict_mismatch)
 
 CLS_RENAMES = {'norm.': 'backbone.norm3.', 'head.': 'head.fc.', 'tklb_aux_head.': 'head.aux_fc.'}
 
@@ -40,16 +40,17 @@ def backbone_keys(state_dict: StateDict) -> StateDict:
 def detect_arch(state_dict: StateDict) -> str:
     """Return the ``GLNet.arch_zoo`` name whose backbone fits ``state_dict`` exactly."""
     backbone = backbone_keys(state_dict)
-    errors = []
+    problems = {}
     for arch in GLNet.arch_zoo:
-        try:
-            check_state_dict(GLNet(arch, out_norm=None), backbone, f'GLNet(arch={arch!r})')
+        problems[arch] = sum(map(len, state_dict_mismatch(GLNet(arch, out_norm=None), backbone)))
+        if problems[arch] == 0:
             return arch
-        except RuntimeError as e:
-            errors.append(str(e).splitlines()[1])
-    raise RuntimeError('The checkpoint fits no GLNet arch ('
-                       f'{", ".join(GLNet.arch_zoo)}); for the closest ones:\n' +
-                       '\n'.join(errors))
+    closest = min(problems, key=problems.get)
+    try:
+        check_state_dict(GLNet(closest, out_norm=None), backbone, f'GLNet(arch={closest!r})')
+    except RuntimeError as e:
+        raise RuntimeError(f'The checkpoint fits no GLNet arch ({", ".join(GLNet.arch_zoo)}); '
+                           f'the closest is {closest!r}. {e}') from None
 
 
 def convert(checkpoint: dict, arch: Optional[str] = None, weights_key: Optional[str] = None,

@@ -1,0 +1,14 @@
+# What every glmix_mm config shares: the plugin import, random states saved in checkpoints (so
+# that --resume continues the same random stream), and the parameters of GLNet that get no
+# weight decay: norms (as in the GLNet author's BiFormer recipes), and GLNet's layer scales
+# (gamma), learnable slot scales and learned initial slots, which are scales / embeddings too.
+custom_imports = dict(imports=['glmix_mm'], allow_failed_imports=False)
+custom_hooks = [dict(type='RNGStateHook')]
+glnet_paramwise_cfg = dict(
+    norm_decay_mult=0.,
+    custom_keys={
+        'norm': dict(decay_mult=0.),
+        '.gamma': dict(decay_mult=0.),
+        'slot_scale': dict(decay_mult=0.),
+        'init_slots': dict(decay_mult=0.),
+    })
