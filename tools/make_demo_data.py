@@ -56,7 +56,7 @@ def _sample_objects(rng: np.random.Generator, size: int,
     for _ in range(50):
         if len(objects) == max_objects:
             break
-        r = rng.uniform(0.08, 0.22) * size
+        r = rng.uniform(0.1, 0.25) * size
         cx, cy = rng.uniform(r, size - r, 2)
         if all(np.hypot(cx - o[1], cy - o[2]) > r + o[3] + 2 for o in objects):
             objects.append((int(rng.integers(len(CLASSES))), cx, cy, r,

@@ -6,7 +6,6 @@ evaluate with COCO metrics (bbox + segm) and save drawn predictions as PNG.
 Prints the COCO tables, the final mAPs and the wall-clock time of training and testing.
 """
 import argparse
-import glob
 import os.path as osp
 import subprocess
 import sys
@@ -30,7 +29,8 @@ def main() -> None:
     start = time.time()
     run(['tools/train.py', CONFIG, '--work-dir', args.work_dir])
     trained = time.time()
-    checkpoint = sorted(glob.glob(osp.join(ROOT, args.work_dir, 'epoch_*.pth')))[-1]
+    with open(osp.join(ROOT, args.work_dir, 'last_checkpoint')) as f:
+        checkpoint = f.read().strip()
     run(['tools/test.py', CONFIG, checkpoint, '--work-dir', args.work_dir, '--show-dir', 'vis'])
     print(f'Training took {trained - start:.0f} s, testing {time.time() - trained:.0f} s; '
           f'drawn predictions are under {args.work_dir}/<timestamp>/vis/.')

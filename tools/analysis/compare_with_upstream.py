@@ -7,10 +7,16 @@ the released checkpoint layout, loads that file into our ``GLNet`` through
 Then converts the same file with ``glnet2mm.py --cls`` and compares the logits of the MMPretrain
 classifier of ``configs/glnet_<arch>_in1k.py`` with the upstream model's.
 
-Needs a clone of the upstream repo and its imports (``pip install timm fairscale``)::
+With ``--conformer-repo``, does the same for our Conformer against the authors' MMDetection
+backbone (pengzhiliang/Conformer, ``mmdetection/mmdet/models/backbones/Conformer.py``; its
+mmdet 2.x registration and logging imports are replaced by stand-ins when it is loaded).
+
+Needs clones of the upstream repos and their imports (``pip install timm fairscale``)::
 
     git clone https://github.com/rayleizhu/GLMix /tmp/GLMix
-    python tools/analysis/compare_with_upstream.py --glmix-repo /tmp/GLMix
+    git clone https://github.com/pengzhiliang/Conformer /tmp/Conformer
+    python tools/analysis/compare_with_upstream.py --glmix-repo /tmp/GLMix \
+        --conformer-repo /tmp/Conformer
 """
 import argparse
 import os
@@ -22,7 +28,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-from glmix_mm.models import GLNet
+from glmix_mm.models import Conformer, GLNet
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
@@ -109,16 +115,78 @@ def compare_classifier(ref: torch.nn.Module, arch: str, ckpt: dict) -> float:
     return err
 
 
+# The authors' Conformer detection backbones: (arch, patch size) -> their constructor arguments.
+CONFORMER_ARCHS = {
+    ('tiny', 16): dict(channel_ratio=1, embed_dim=384, num_heads=6),
+    ('small', 16): dict(channel_ratio=4, embed_dim=384, num_heads=6),
+    ('small', 32): dict(channel_ratio=4, embed_dim=384, num_heads=6),
+    ('base', 16): dict(channel_ratio=6, embed_dim=576, num_heads=9),
+}
+# mmdet 2.x / mmcv 1.x imports of the authors' file, only used to register the class and to load
+# pretrained weights: replaced so that the file runs beside mmdet 3.x.
+MMDET2_IMPORTS = {
+    'from mmdet.utils import get_root_logger': 'get_root_logger = None',
+    'from mmcv.runner import load_checkpoint': 'load_checkpoint = None',
+    'from ..builder import BACKBONES': (
+        'class BACKBONES:\n    register_module = staticmethod(lambda: (lambda cls: cls))'),
+}
+
+
+def upstream_conformer_class(repo: str) -> type:
+    path = osp.join(repo, 'mmdetection', 'mmdet', 'models', 'backbones', 'Conformer.py')
+    with open(path) as f:
+        source = f.read()
+    for old, new in MMDET2_IMPORTS.items():
+        source = source.replace(old, new)
+    namespace: dict = {'__name__': 'upstream_conformer'}
+    exec(compile(source, path, 'exec'), namespace)
+    return namespace['Conformer']
+
+
+def compare_conformer(cls: type, arch: str, patch_size: int, tmp: str) -> float:
+    torch.manual_seed(0)
+    ref = cls(patch_size=patch_size, depth=12, mlp_ratio=4, qkv_bias=True, norm_eval=True,
+              frozen_stages=-1, **CONFORMER_ARCHS[(arch, patch_size)]).eval()
+    randomize_(ref)
+    path = osp.join(tmp, f'conformer_{arch}{patch_size}.pth')
+    torch.save(ref.state_dict(), path)
+    ours = Conformer(arch, patch_size=patch_size,
+                     init_cfg=dict(type='Pretrained', checkpoint=path))
+    ours.init_weights()
+    ours.eval()
+    worst = 0.
+    for shape in ((1, 3, 224, 224), (1, 3, 256, 384)):
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            errs = [((a - b).abs().max() / b.abs().max()).item()
+                    for a, b in zip(ours(x), ref(x))]
+        worst = max(worst, *errs)
+        print(f'conformer {arch}/{patch_size:<2d} {str(tuple(shape)):17s} max relative error '
+              'per output: ' + ' '.join(f'{e:.1e}' for e in errs), flush=True)
+    os.remove(path)
+    return worst
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--glmix-repo', required=True, help='clone of rayleizhu/GLMix')
-    parser.add_argument('--archs', nargs='+', default=ARCHS, choices=ARCHS)
+    parser.add_argument('--glmix-repo', help='clone of rayleizhu/GLMix')
+    parser.add_argument('--conformer-repo', help='clone of pengzhiliang/Conformer')
+    parser.add_argument('--archs', nargs='+', default=ARCHS, choices=ARCHS,
+                        help='GLNet archs to compare')
     parser.add_argument('--tol', type=float, default=1e-4, help='max relative error allowed')
     args = parser.parse_args()
-    if not osp.isfile(osp.join(args.glmix_repo, 'models', 'glnet.py')):
+    if not (args.glmix_repo or args.conformer_repo):
+        parser.error('give --glmix-repo and/or --conformer-repo')
+    if args.glmix_repo and not osp.isfile(osp.join(args.glmix_repo, 'models', 'glnet.py')):
         parser.error(f'{args.glmix_repo} is not a clone of rayleizhu/GLMix (no models/glnet.py)')
+    worst = 0.
     with tempfile.TemporaryDirectory() as tmp:
-        worst = max(compare(args.glmix_repo, arch, tmp) for arch in args.archs)
+        if args.glmix_repo:
+            worst = max(compare(args.glmix_repo, arch, tmp) for arch in args.archs)
+        if args.conformer_repo:
+            cls = upstream_conformer_class(args.conformer_repo)
+            worst = max([worst] + [
+                compare_conformer(cls, arch, patch, tmp) for arch, patch in CONFORMER_ARCHS])
     print(f'worst relative error {worst:.1e} (tolerance {args.tol:.0e})')
     return 0 if worst <= args.tol else 1
 

@@ -1,0 +1,80 @@
+"""Run a detector or a segmentor on one image and save the drawn result (mmdet / mmseg
+visualizers; the config's ``default_scope`` decides which).
+
+Example::
+
+    python tools/image_demo.py demo.png configs/demo/maskrcnn_glnet_4g_demo.py \
+        work_dirs/maskrcnn_glnet_4g_demo/epoch_4.pth --out result.png
+"""
+import argparse
+import os.path as osp
+import sys
+
+import mmcv
+from mmengine.config import Config
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+import glmix_mm  # noqa: E402,F401  (registers the models)
+
+
+def detect(image, cfg: Config, checkpoint: str, out: str, score_thr: float,
+           device: str) -> None:
+    from mmdet.apis import inference_detector, init_detector
+    from mmdet.registry import VISUALIZERS
+    model = init_detector(cfg, checkpoint, device=device)
+    result = inference_detector(model, image)
+    visualizer = VISUALIZERS.build(model.cfg.visualizer)
+    visualizer.dataset_meta = model.dataset_meta
+    visualizer.add_datasample('result', mmcv.bgr2rgb(image), result, draw_gt=False,
+                              pred_score_thr=score_thr, out_file=out)
+
+
+def segment(image, cfg: Config, checkpoint: str, out: str, device: str) -> None:
+    from mmseg.apis import inference_model, init_model
+    from mmseg.registry import VISUALIZERS
+    model = init_model(cfg, checkpoint, device=device)
+    result = inference_model(model, image)
+    visualizer = VISUALIZERS.build(model.cfg.visualizer)
+    visualizer.dataset_meta = model.dataset_meta
+    visualizer.add_datasample('result', mmcv.bgr2rgb(image), result, draw_gt=False,
+                              out_file=out)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Detection or segmentation on one image.')
+    parser.add_argument('image', help='input image')
+    parser.add_argument('config', help='detection or segmentation config')
+    parser.add_argument('checkpoint', help='trained checkpoint')
+    parser.add_argument('--out', default='result.png', help='output PNG')
+    parser.add_argument('--score-thr', type=float, default=0.3, help='detection score threshold')
+    parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    for path, what in ((args.image, 'image'), (args.config, 'config'),
+                       (args.checkpoint, 'checkpoint')):
+        if not osp.isfile(path):
+            print(f'error: {what} {path!r} does not exist', file=sys.stderr)
+            return 1
+    image = mmcv.imread(args.image)
+    if image is None:
+        print(f'error: {args.image!r} is not a readable image', file=sys.stderr)
+        return 1
+    cfg = Config.fromfile(args.config)
+    scope = cfg.get('default_scope')
+    if scope == 'mmdet':
+        detect(image, cfg, args.checkpoint, args.out, args.score_thr, args.device)
+    elif scope == 'mmseg':
+        segment(image, cfg, args.checkpoint, args.out, args.device)
+    else:
+        print(f'error: {args.config} is a {scope!r} config; image_demo.py draws mmdet and '
+              'mmseg results only', file=sys.stderr)
+        return 1
+    print(f'saved {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

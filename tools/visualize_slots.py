@@ -1,0 +1,190 @@
+"""See what GLNet sees: the soft clustering of pixels into semantic slots.
+
+For each chosen GLMix block, draws the input image, the slot assignment map (every pixel coloured
+by its most likely slot) and a few representative slots (k-medoids over the slots' assignment
+maps) as heat maps over the image, into one PNG.
+
+Examples::
+
+    python tools/visualize_slots.py demo.jpg --arch 4g --checkpoint checkpoints/glnet_4g.pth \
+        --out slots.png
+    python tools/visualize_slots.py demo.jpg --config configs/maskrcnn_glnet_4g_coco.py \
+        --checkpoint work_dirs/maskrcnn_glnet_4g_coco/epoch_12.pth --blocks 1.3 2.16 --out s.png
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from mmengine.config import Config  # noqa: E402
+from PIL import Image  # noqa: E402
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from glmix_mm.models import GLMixBlock, GLNet  # noqa: E402
+
+IMAGENET_MEAN = np.array([123.675, 116.28, 103.53], np.float32)
+IMAGENET_STD = np.array([58.395, 57.12, 57.375], np.float32)
+
+
+def build_backbone(arch: Optional[str], config: Optional[str],
+                   checkpoint: Optional[str]) -> GLNet:
+    """GLNet from an arch name or from a config's backbone, with the checkpoint's weights."""
+    if config:
+        cfg = Config.fromfile(config).model
+        kwargs = dict(cfg.get('backbone', cfg))
+        if kwargs.pop('type', 'GLNet').split('.')[-1] != 'GLNet':
+            raise ValueError(f'{config} has no GLNet backbone: slots exist only in GLNet.')
+        kwargs.pop('init_cfg', None)
+        kwargs.pop('pretrained', None)
+        model = GLNet(**kwargs)
+    else:
+        model = GLNet(arch or '4g')
+    if checkpoint:
+        model.init_cfg = dict(type='Pretrained', checkpoint=checkpoint)
+        model.init_weights()
+    return model.eval()
+
+
+def glmix_blocks(model: GLNet) -> Dict[str, GLMixBlock]:
+    """``'stage.block'`` -> GLMix block, for every block that has slots."""
+    return {
+        f'{i}.{j}': block
+        for i, stage in enumerate(model.stages) for j, block in enumerate(stage.blocks)
+        if isinstance(block, GLMixBlock)
+    }
+
+
+def default_blocks(blocks: Dict[str, GLMixBlock]) -> List[str]:
+    """The last GLMix block of every stage that has one."""
+    last = {}
+    for name in blocks:
+        last[name.split('.')[0]] = name
+    return list(last.values())
+
+
+def load_image(path: str, size: int) -> Tuple[np.ndarray, torch.Tensor]:
+    """The image resized to ``size`` on its short side (RGB uint8) and its normalised tensor."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'image {path!r} does not exist')
+    try:
+        img = Image.open(path).convert('RGB')
+    except OSError as e:
+        raise ValueError(f'{path!r} is not an image PIL can read: {e}') from None
+    scale = size / min(img.size)
+    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                     Image.BICUBIC)
+    rgb = np.asarray(img)
+    tensor = torch.from_numpy((rgb - IMAGENET_MEAN) / IMAGENET_STD).permute(2, 0, 1)[None]
+    return rgb, tensor.float()
+
+
+@torch.no_grad()
+def slot_assignments(model: GLNet, blocks: Dict[str, GLMixBlock], names: Sequence[str],
+                     image: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Per block, the dispatch probabilities ``(num_slots, H, W)`` of every pixel over slots."""
+    inputs = {}
+    hooks = [
+        blocks[n].register_forward_pre_hook(lambda m, args, n=n: inputs.__setitem__(n, args[0]))
+        for n in names
+    ]
+    model(image)
+    for hook in hooks:
+        hook.remove()
+    result = {}
+    for name in names:
+        x = inputs[name]
+        logits = blocks[name].slot_logits(x)[0]  # (S, H*W)
+        result[name] = logits.softmax(0).unflatten(1, x.shape[2:])
+    return result
+
+
+def k_medoids(vectors: torch.Tensor, k: int, iters: int = 20) -> List[int]:
+    """Indices of ``k`` medoids of ``vectors`` (rows) under cosine distance."""
+    k = min(k, len(vectors))
+    unit = F.normalize(vectors.flatten(1), dim=1)
+    dist = 1 - unit @ unit.T
+    medoids = [int(dist.sum(1).argmin())]
+    while len(medoids) < k:  # farthest-point start
+        medoids.append(int(dist[:, medoids].min(1).values.argmax()))
+    for _ in range(iters):
+        members = dist[:, medoids].argmin(1)
+        updated = []
+        for c in range(k):
+            idx = (members == c).nonzero().flatten()
+            updated.append(int(idx[dist[idx][:, idx].sum(1).argmin()]) if len(idx) else
+                           medoids[c])
+        if updated == medoids:
+            break
+        medoids = updated
+    return medoids
+
+
+def draw(rgb: np.ndarray, assignments: Dict[str, torch.Tensor], num_shown: int,
+         out: str) -> None:
+    """One row per block: image, slot assignment map, ``num_shown`` representative slots."""
+    rows, cols = len(assignments), 2 + num_shown
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.4 * rows), squeeze=False)
+    h, w = rgb.shape[:2]
+    for row, (name, probs) in zip(axes, assignments.items()):
+        up = F.interpolate(probs[None], size=(h, w), mode='bilinear', align_corners=False)[0]
+        labels = up.argmax(0).numpy()
+        row[0].imshow(rgb)
+        row[0].set_title(f'block {name}', fontsize=8)
+        row[1].imshow(labels, cmap='tab20', interpolation='nearest')
+        row[1].set_title(f'{len(probs)} slots: argmax', fontsize=8)
+        for ax, slot in zip(row[2:], k_medoids(up, num_shown)):
+            ax.imshow(rgb)
+            ax.imshow(up[slot].numpy(), cmap='jet', alpha=0.55)
+            ax.set_title(f'slot {slot}', fontsize=8)
+        for ax in row:
+            ax.axis('off')
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Draw GLNet semantic-slot maps of an image.')
+    parser.add_argument('image', help='input image')
+    parser.add_argument('--arch', help='GLNet arch (default 4g; ignored with --config)')
+    parser.add_argument('--config', help='detection/segmentation/classification config whose '
+                        'backbone is GLNet')
+    parser.add_argument('--checkpoint', help='released, converted or trained checkpoint')
+    parser.add_argument('--blocks', nargs='+', help="GLMix blocks as 'stage.block' "
+                        '(default: the last GLMix block of each stage)')
+    parser.add_argument('--size', type=int, default=448, help='short side of the input')
+    parser.add_argument('--num-slots-shown', type=int, default=4,
+                        help='representative slots drawn per block')
+    parser.add_argument('--out', default='slots.png', help='output PNG')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        rgb, image = load_image(args.image, args.size)
+        model = build_backbone(args.arch, args.config, args.checkpoint)
+        blocks = glmix_blocks(model)
+        names = args.blocks or default_blocks(blocks)
+        unknown = [n for n in names if n not in blocks]
+        if unknown:
+            raise ValueError(f'blocks {unknown} have no slots (not GLMix blocks); blocks with '
+                             f'slots: {", ".join(blocks)}')
+        draw(rgb, slot_assignments(model, blocks, names, image), args.num_slots_shown,
+             args.out)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    print(f'saved {args.out} ({len(names)} blocks: {", ".join(names)})')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
