@@ -6,6 +6,8 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
 
@@ -56,10 +58,13 @@ def test_train_then_test_gives_coco_metrics(demo_options, tmp_path):
     assert len(drawn) == 4
 
 
-def test_missing_coco_gives_instructions_not_traceback(tmp_path):
-    result = run_tool(osp.join(ROOT, 'tools/train.py'),
-                      osp.join(ROOT, 'configs/maskrcnn_glnet_4g_coco.py'), '--work-dir',
+@pytest.mark.parametrize('config,name,url', [
+    ('configs/maskrcnn_glnet_4g_coco.py', 'COCO 2017', 'cocodataset.org'),
+    ('configs/upernet_glnet_4g_ade20k.py', 'ADE20K', 'sceneparsing.csail.mit.edu'),
+])
+def test_missing_dataset_gives_instructions_not_traceback(tmp_path, config, name, url):
+    result = run_tool(osp.join(ROOT, 'tools/train.py'), osp.join(ROOT, config), '--work-dir',
                       str(tmp_path), cwd=str(tmp_path))
     assert result.returncode == 2
-    assert 'COCO 2017 not found' in result.stderr and 'cocodataset.org' in result.stderr
+    assert f'{name}' in result.stderr and 'not found' in result.stderr and url in result.stderr
     assert 'Traceback' not in result.stderr
