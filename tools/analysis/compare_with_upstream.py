@@ -146,7 +146,8 @@ def upstream_conformer_class(repo: str) -> type:
 def compare_conformer(cls: type, arch: str, patch_size: int, tmp: str) -> float:
     torch.manual_seed(0)
     ref = cls(patch_size=patch_size, depth=12, mlp_ratio=4, qkv_bias=True, norm_eval=True,
-              frozen_stages=-1, **CONFORMER_ARCHS[(arch, patch_size)]).eval()
+              frozen_stages=-1, **CONFORMER_ARCHS[(arch, patch_size)])
+    ref.eval()  # (its train() override returns None)
     randomize_(ref)
     path = osp.join(tmp, f'conformer_{arch}{patch_size}.pth')
     torch.save(ref.state_dict(), path)
