@@ -2,7 +2,10 @@
 # same model and recipe; changed are the data (3 shape classes, 128x128 images), the image
 # scale, the schedule (and its learning rate), the RoI sampling sizes, and, as no ImageNet
 # weights can be downloaded here, a backbone trained from scratch: BatchNorm statistics are
-# learned (norm_eval=False) and drop path is off for this short run. Trains on 2 CPU cores in
+# learned (norm_eval=False), drop path is off for this short run, and the raw stage outputs go
+# to FPN (out_norm=None): with the per-output LayerNorms, meant for a pretrained backbone, the
+# from-scratch RoI classifier stayed at its class prior (loss_cls 0.84 after 400 iterations);
+# without them it falls to 0.32 within 100 iterations (ResNet-50 here: 0.23). Trains on 2 CPU cores in
 # about 15 minutes (README, "Quick start").
 _base_ = '../maskrcnn_glnet_4g_coco.py'
 
@@ -13,7 +16,7 @@ metainfo = dict(
 image_scale = (128, 128)
 
 model = dict(
-    backbone=dict(init_cfg=None, norm_eval=False, drop_path_rate=0.),
+    backbone=dict(init_cfg=None, norm_eval=False, drop_path_rate=0., out_norm=None),
     roi_head=dict(bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)),
     # Proposals and sampled RoIs sized to 128-pixel images with <= 4 objects (COCO's 1000
     # proposals and 512 sampled RoIs per image would make every CPU step 3x slower for nothing).
