@@ -121,6 +121,7 @@ def enable_show_dir(cfg: Config, show_dir: str) -> None:
         hook.update(draw=True, test_out_dir=show_dir)
     elif hook_type.endswith('SegVisualizationHook'):
         hook.update(draw=True, interval=1)
-        cfg.visualizer['save_dir'] = show_dir
+        # mmseg's visualizer writes under save_dir as given: keep it inside the work dir too.
+        cfg.visualizer['save_dir'] = osp.join(cfg.work_dir, show_dir)
     else:  # mmpretrain
         hook.update(enable=True, out_dir=show_dir)

@@ -32,9 +32,13 @@ def test_segmentation_demo_trains_and_reports_miou(demo_data, tmp_path):
     train = run_tool('tools/train.py', config, '--work-dir', work, '--cfg-options', *options)
     assert train.returncode == 0, train.stderr[-3000:]
     test = run_tool('tools/test.py', config, osp.join(work, 'iter_2.pth'), '--work-dir', work,
-                    '--cfg-options', *options)
+                    '--show-dir', 'vis', '--cfg-options', *options)
     assert test.returncode == 0, test.stderr[-3000:]
     assert "'mIoU'" in test.stdout and "'aAcc'" in test.stdout
+    drawn = subprocess.run(['find', work, '-name', '*.png', '-path', '*vis*'],
+                           capture_output=True, text=True).stdout.split()
+    assert len(drawn) == 4  # drawn predictions land in the work dir, not the current dir
+    assert not osp.exists(osp.join(ROOT, 'vis'))
 
 
 def test_classification_eval_on_tiny_folder_reports_top1(demo_data, tmp_path):
