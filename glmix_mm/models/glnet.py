@@ -18,7 +18,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from glmix_mm.registry import register_model
 
 from .checkpoint import StateDict, load_pretrained
-from .glmix import GLMixBlock, MHSABlock, MHSATokenBlock, nchw_to_tokens, tokens_to_nchw
+from .glmix import GLMixBlock, MHSABlock, MHSATokenBlock, check_window
 
 # Token mixers of a stage: every block GLMix, every block MHSA on NCHW maps, every block a plain
 # transformer block on tokens (last stage of the STL layout), or GLMix and MHSA alternating,
@@ -31,7 +31,8 @@ class GLNetStage(BaseModule):
 
     Args:
         blocks (list[nn.Module]): The blocks, applied in order.
-        token_blocks (bool): The blocks take ``(B, L, C)`` tokens instead of NCHW maps.
+        token_blocks (bool): The blocks take channels-last ``(B, H, W, C)`` maps instead of
+            NCHW maps.
         with_cp (bool): Checkpoint each block's activations when gradients flow.
         init_cfg (dict, optional): Initialisation config.
     """
@@ -47,15 +48,14 @@ class GLNetStage(BaseModule):
         self.with_cp = with_cp
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        hw = x.shape[2:]
         if self.token_blocks:
-            x = nchw_to_tokens(x)
+            x = x.permute(0, 2, 3, 1)
         for block in self.blocks:
             if self.with_cp and x.requires_grad:
                 x = cp.checkpoint(block, x, use_reentrant=False)
             else:
                 x = block(x)
-        return tokens_to_nchw(x, hw) if self.token_blocks else x
+        return x.permute(0, 3, 1, 2) if self.token_blocks else x
 
 
 def _overlapped_patch_embeds(embed_dims: Sequence[int], in_channels: int,
@@ -126,6 +126,16 @@ class GLNet(BaseModule):
             and their output norms (parameters fixed and modules kept in eval mode).
         norm_eval (bool): Keep every BatchNorm in eval mode (frozen statistics) while training.
         with_cp (bool): Activation checkpointing of every block (saves memory, costs time).
+        mhsa_window (int, optional): None (default, as published): the MHSA blocks (those of
+            the hybrid third stage and of the last stage) attend globally. An int ``w``: they
+            attend inside non-overlapping ``w`` x ``w`` windows (maps padded to whole windows,
+            padding masked), same weights, cost linear in the number of pixels; global context
+            still flows through the GLMix blocks' slots. Maps no larger than ``w`` x ``w`` get
+            exactly the global result (``w=14`` is global at 224x224 input).
+        channels_last (bool): Run the blocks in channels-last memory layout: same results,
+            faster (contiguous channel vectors for the LayerNorms, token views without copies,
+            fused attention kernels). The returned maps are contiguous NCHW either way.
+            Defaults to True.
         pretrained (str, optional): Deprecated, use ``init_cfg=dict(type='Pretrained',
             checkpoint=...)``.
         init_cfg (dict, optional): Initialisation config. With ``type='Pretrained'``, loads the
@@ -171,6 +181,8 @@ class GLNet(BaseModule):
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
+                 mhsa_window: Optional[int] = None,
+                 channels_last: bool = True,
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if pretrained is not None:
@@ -189,6 +201,8 @@ class GLNet(BaseModule):
         self.out_indices = tuple(sorted(out_indices))
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
+        self.mhsa_window = check_window(mhsa_window)
+        self.channels_last = channels_last
         embed_dims = settings['embed_dims']
         self.out_channels = [embed_dims[i] for i in self.out_indices]
 
@@ -250,14 +264,17 @@ class GLNet(BaseModule):
             layer_scale=settings['layer_scale'])
         mixer = settings['mixers'][index]
         if mixer == 'mhsa_tokens':
-            blocks = [MHSATokenBlock(**common, drop_path=dpr) for dpr in drop_path_rates]
+            blocks = [
+                MHSATokenBlock(**common, drop_path=dpr, window=self.mhsa_window)
+                for dpr in drop_path_rates
+            ]
             return GLNetStage(blocks, token_blocks=True, with_cp=with_cp)
         conv_common = dict(
             common, mlp_dwconv=settings['mlp_dwconv'], cpe_kernel=settings['cpe_kernel'])
         blocks = []
         for j, dpr in enumerate(drop_path_rates):
             if mixer == 'mhsa' or (mixer == 'glmix+mhsa' and j % 2 == 1):
-                blocks.append(MHSABlock(**conv_common, drop_path=dpr))
+                blocks.append(MHSABlock(**conv_common, drop_path=dpr, window=self.mhsa_window))
             else:
                 blocks.append(
                     GLMixBlock(
@@ -308,12 +325,13 @@ class GLNet(BaseModule):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self._check_input(x)
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
         outs = []
         for i in range(4):
             x = self.downsample_layers[i](_pad_to_multiple(x, self.pad_multiples[i]))
-            x = self.stages[i](x)
+            x = self.stages[i](x.contiguous(memory_format=layout))
             if i in self.out_indices:
-                outs.append(getattr(self, f'norm{i}')(x))
+                outs.append(getattr(self, f'norm{i}')(x).contiguous())
         return tuple(outs)
 
     def _frozen_modules(self) -> List[nn.Module]:

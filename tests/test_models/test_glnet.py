@@ -175,6 +175,84 @@ def test_with_cp_gives_same_outputs_and_gradients():
     assert grads[0].abs().sum() > 0
 
 
+def build_pair(arch: str, **kwargs) -> tuple:
+    """The default GLNet and a variant with ``kwargs``, sharing random weights."""
+    torch.manual_seed(0)
+    ref = GLNet(arch, out_norm=None).eval()
+    for p in ref.parameters():
+        p.data.normal_(0, 0.1)
+    other = GLNet(arch, out_norm=None, **kwargs).eval()
+    other.load_state_dict(ref.state_dict())
+    return ref, other
+
+
+@pytest.mark.parametrize('arch', ['stl', '4g'])
+def test_channels_last_layout_gives_same_contiguous_outputs(arch):
+    channels_last, plain = build_pair(arch, channels_last=False)
+    x = torch.randn(2, 3, 96, 64)
+    with torch.no_grad():
+        for a, b in zip(channels_last(x), plain(x)):
+            assert a.is_contiguous() and b.is_contiguous()
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('arch', ['stl', '4g'])
+def test_mhsa_window_is_global_when_it_covers_the_map(arch):
+    glob, win = build_pair(arch, mhsa_window=14)
+    x = torch.randn(1, 3, 224, 224)  # stage 3: 14x14, stage 4: 7x7
+    with torch.no_grad():
+        for a, b in zip(glob(x), win(x)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('arch', ['stl', '4g'])
+def test_mhsa_window_attends_locally_in_the_attention_stages_only(arch):
+    glob, win = build_pair(arch, mhsa_window=2)
+    assert all(b.window == 2 for s in win.stages for b in s.blocks if hasattr(b, 'window'))
+    x = torch.randn(1, 3, 160, 224)  # stage 3: 10x14 (padded to whole windows), stage 4: 5x7
+    with torch.no_grad():
+        outs_glob, outs_win = glob(x), win(x)
+    first_mhsa_stage = 3 if arch == 'stl' else 2
+    for i, (a, b) in enumerate(zip(outs_glob, outs_win)):
+        assert a.shape == b.shape and torch.isfinite(b).all()
+        assert torch.equal(a, b) == (i < first_mhsa_stage)
+    win.train()
+    sum(o.mean() for o in win(x)).backward()
+    assert all(p.grad is not None for p in win.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize('arch,window,dtype', [('4g', None, torch.bfloat16),
+                                               ('stl', 2, torch.bfloat16),
+                                               ('stl', None, torch.float16)])
+def test_autocast_stays_finite_and_close_to_fp32(arch, window, dtype):
+    """Mixed precision (CPU autocast here; the same ops run under CUDA autocast) in inference
+    and in a training step: no NaN/inf, outputs and gradients close to fp32."""
+    torch.manual_seed(0)
+    model = GLNet(arch, mhsa_window=window)  # with the output LayerNorms of the detectors
+    x = torch.randn(1, 3, 64, 64) * 3
+    with torch.no_grad():
+        ref = model.eval()(x)
+        with torch.autocast('cpu', dtype=dtype):
+            low = model(x)
+    for a, b in zip(ref, low):
+        assert torch.isfinite(b).all()
+        assert (b.float() - a).norm() / a.norm() < 0.05
+    grads = []
+    for autocast in (False, True):
+        model.zero_grad()
+        with torch.autocast('cpu', dtype=dtype, enabled=autocast):
+            loss = sum(o.float().square().mean() for o in model.train()(x))
+        loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert torch.isfinite(grads[1]).all()
+    assert (grads[1] - grads[0]).norm() / grads[0].norm() < 0.1
+
+
+def test_bad_mhsa_window_is_refused():
+    with pytest.raises(ValueError, match='window'):
+        GLNet('4g', mhsa_window=0)
+
+
 def test_pretrained_argument_is_deprecated_alias():
     with pytest.warns(DeprecationWarning):
         model = GLNet('stl', pretrained='x.pth')
