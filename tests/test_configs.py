@@ -23,6 +23,14 @@ def test_there_are_configs():
                 } <= names
 
 
+def test_windowed_variant_changes_only_the_attention_window():
+    base = Config.fromfile(osp.join(ROOT, 'configs/maskrcnn_glnet_4g_coco.py'))
+    win = Config.fromfile(osp.join(ROOT, 'configs/maskrcnn_glnet_4g_coco_win.py'))
+    assert base.model.backbone.get('mhsa_window') is None
+    assert win.model.backbone.pop('mhsa_window') == 14
+    assert win.to_dict() == base.to_dict()
+
+
 def decoder_in_channels(cfg: Config) -> list:
     """What the first module after the backbone expects from it."""
     if cfg.model.get('neck') and 'in_channels' in cfg.model.neck:

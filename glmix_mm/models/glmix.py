@@ -191,10 +191,11 @@ def forward_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     depend only on input rows ``r - halo .. r + halo``, with zero padding at the borders (a chain
     of pixel-wise layers and padded convolutions). Chunks are groups of whole images, or bands of
     rows of one image extended by ``halo`` rows on each side (whose outputs are dropped), so the
-    result is the same as ``fn(x)``. Only used on CPU, where it saves memory traffic.
+    result is the same as ``fn(x)``. Only used on CPU, where it saves memory traffic, and not
+    while tracing (a traced graph, e.g. for FLOP counting, stays one call).
     """
     B, _, H, W = x.shape
-    if x.device.type != 'cpu' or B * H * W <= max_pixels:
+    if x.device.type != 'cpu' or B * H * W <= max_pixels or torch.jit.is_tracing():
         return fn(x)
     if H * W <= max_pixels:
         num_chunks = -(-B * H * W // max_pixels)

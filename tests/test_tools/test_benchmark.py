@@ -1,0 +1,159 @@
+"""tools/analysis/benchmark.py: tables of alternated runs, reference ratios, upstream weight
+sharing, AMP, synthetic full-model steps, peak memory and the error messages.
+
+Tiny inputs (64x64 or less, one or two timed rounds); the whole file takes about 30 s on 2 CPU
+cores, a fourth of it in the fresh process of the memory test (which imports the OpenMMLab
+stack again: peak memory cannot be measured in a process that has run other models before).
+"""
+import os.path as osp
+import sys
+import types
+
+import pytest
+import torch
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
+import benchmark  # noqa: E402
+
+TINY = ['--shape', '1x3x64x64', '--warmup', '0', '--repeats', '2']
+
+
+@pytest.fixture(scope='module', autouse=True)
+def single_thread():
+    """One thread: faster than two on a shared 2-core machine, and steadier."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize('mode', ['infer', 'train'])
+def test_table_row_per_model_and_reference_ratio(mode, capsys):
+    rows = benchmark.main(['glnet-stl', 'r50', '--mode', mode, '--markdown'] + TINY)
+    assert [r.label for r in rows] == ['glnet-stl', 'r50']
+    assert all(0 < r.min_ms <= r.median_ms and r.images_per_s > 0 for r in rows)
+    assert rows[0].speed_vs_ref == 1.0
+    assert rows[1].speed_vs_ref == pytest.approx(rows[0].median_ms / rows[1].median_ms)
+    assert all(r.peak_mib is None for r in rows)  # CPU without --memory
+    out = capsys.readouterr().out
+    assert f'Run: {mode}, input 1x3x64x64, fp32, cpu' in out
+    assert 'above 1: faster than the reference' in out and '1.00x (ref)' in out
+    assert '| glnet-stl | 29.5 |' in out and '| r50 | 23.5 |' in out  # markdown rows
+    assert 'Machine: CPU: ' in out and f'torch: {torch.__version__}' in out
+
+
+def test_ref_option_and_ratio_text():
+    entries = [benchmark.Benchmarked(benchmark.ModelSpec(label, 'r50'), None, None, 10**6)
+               for label in ('a', 'b')]
+    rows = benchmark.summarize(entries, {'a': [0.1, 0.3, 0.2], 'b': [0.4, 0.4]}, 2, ref='b')
+    assert [r.speed_vs_ref for r in rows] == [2.0, 1.0]
+    assert rows[0].median_ms == pytest.approx(200) and rows[0].min_ms == pytest.approx(100)
+    assert rows[0].images_per_s == pytest.approx(10)
+    assert benchmark.speed_text(2.0, False) == '2.00x faster'
+    assert benchmark.speed_text(0.5, False) == '2.00x slower'
+    config = osp.join(ROOT, 'configs', 'glnet_stl_in1k.py')
+    args = benchmark.parse_args(['glnet-stl', config, '--ref', config])
+    assert args.ref == 'glnet_stl_in1k.py'  # a config's label is its file name
+
+
+def test_rounds_alternate_in_rotated_order():
+    calls = []
+
+    def entry(label):
+        spec = benchmark.ModelSpec(label, 'r50')
+        return benchmark.Benchmarked(spec, torch.nn.Identity(), lambda: calls.append(label), 0)
+
+    times, _ = benchmark.run_rounds([entry('a'), entry('b'), entry('c')], 'cpu', warmup=1,
+                                    repeats=2)
+    assert calls == ['a', 'b', 'c', 'b', 'c', 'a', 'c', 'a', 'b']
+    assert {k: len(v) for k, v in times.items()} == {'a': 2, 'b': 2, 'c': 2}
+
+
+@pytest.mark.parametrize('mode', ['infer', 'train'])
+def test_bf16_autocast_on_cpu(mode):
+    torch.manual_seed(0)
+    model = benchmark.build_backbone(benchmark.parse_model('glnet-4g')).train(mode == 'train')
+    x = benchmark.make_input((1, 3, 64, 64), 'cpu')
+    outputs = benchmark._tensors(benchmark.backbone_step(model, x, mode, 'bf16')())
+    assert outputs and all(torch.isfinite(t.float()).all() for t in outputs)
+    if mode == 'infer':
+        assert outputs[0].dtype == torch.bfloat16
+
+
+def test_upstream_weights_are_shared(monkeypatch):
+    """A stand-in for the authors' module: a GLNet-STL of ours with other random weights."""
+    def glnet_stl():
+        torch.manual_seed(1)
+        return benchmark.build_backbone(benchmark.parse_model('glnet-stl'))
+
+    monkeypatch.setattr(benchmark, 'import_upstream_glnet',
+                        lambda repo: types.SimpleNamespace(glnet_stl=glnet_stl))
+    args = benchmark.parse_args(['glnet-stl', 'upstream-glnet-stl', '--glmix-repo', 'x'] + TINY)
+    x = benchmark.make_input(args.shape_tuple, 'cpu')
+    entries = [benchmark.build_benchmarked(spec, args, x) for spec in args.specs]
+    ours, theirs = (e.model for e in entries)
+    pairs = list(zip(ours.state_dict().values(), theirs.state_dict().values()))
+    assert not all(torch.equal(a, b) for a, b in pairs)
+    diffs = benchmark.share_upstream_weights(entries, x)
+    assert list(diffs) == [('glnet-stl', 'upstream-glnet-stl')]
+    assert diffs[('glnet-stl', 'upstream-glnet-stl')] < 1e-5
+    for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_glnet_kwargs_reach_every_glnet_of_ours():
+    args = benchmark.parse_args(['glnet-stl', 'r50', '--glnet-kwargs', 'out_indices=(3,)'] +
+                                TINY)
+    glnet, r50 = (benchmark.build_backbone(s, args.glnet_kwargs_dict) for s in args.specs)
+    assert glnet.out_indices == (3, ) and r50.out_indices == (0, 1, 2, 3)
+    spec = benchmark.parse_model('glnet-stl:out_indices=(1,2),drop_path_rate=0.1')
+    assert spec.kwargs == dict(out_indices=(1, 2), drop_path_rate=0.1)
+
+
+def test_classifier_config_train_step():
+    """An MMPretrain config: its data preprocessor is a top-level entry, its loss needs labels."""
+    config = osp.join(ROOT, 'configs', 'glnet_stl_in1k.py')
+    rows = benchmark.main([config, '--mode', 'train', '--shape', '2x3x64x64', '--warmup', '0',
+                           '--repeats', '1'])
+    assert [r.label for r in rows] == ['glnet_stl_in1k.py'] and rows[0].median_ms > 0
+
+
+def test_detector_synthetic_ground_truth():
+    """Labels below the detector's class count (3 here), masks for its mask head."""
+    config = osp.join(ROOT, 'configs', 'demo', 'maskrcnn_glnet_4g_demo.py')
+    args = benchmark.parse_args([config + ':model.backbone.arch=stl,model.neck.in_channels='
+                                 '[96,192,384,768]', '--mode', 'train'] + TINY)
+    entry = benchmark.build_benchmarked(args.specs[0], args, None)
+    assert torch.isfinite(entry.step())
+
+
+def test_cpu_peak_memory_in_a_fresh_process():
+    args = benchmark.parse_args(['glnet-stl', '--mode', 'train', '--shape', '1x3x32x32',
+                                 '--threads', '1'])
+    peak = benchmark.memory_in_subprocess(args, 'glnet-stl')
+    # At least the gradients of GLNet-STL's 29.5M parameters (113 MiB in fp32).
+    assert peak is not None and 100 < peak < 1000
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['glnet-5g'], "Unknown model 'glnet-5g'. Choose from glnet-stl, glnet-stl-paramslot"),
+    (['upstream-glnet-4g'], '--glmix-repo'),
+    (['r50', '--shape', '1x3x64'], 'Bad shape'),
+    (['glnet-4g:no_such_arg=1'], 'GLNet has no argument no_such_arg'),
+    (['r50', '--ref', 'swin-t'], 'not among the models'),
+    (['r50', 'r50'], 'listed twice'),
+    ([], 'Name at least one model'),
+])
+def test_clear_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        benchmark.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without a GPU')
+def test_cuda_without_gpu(capsys):
+    with pytest.raises(SystemExit):
+        benchmark.main(['r50', '--device', 'cuda'])
+    assert 'torch.cuda.is_available() is False' in capsys.readouterr().err
