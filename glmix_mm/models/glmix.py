@@ -108,18 +108,20 @@ def window_self_attention(attn: MultiheadSelfAttention, x: torch.Tensor,
     """``attn`` inside non-overlapping ``window`` x ``window`` windows of a ``(B, H, W, C)`` map.
 
     The map is zero-padded at the bottom and right to whole windows; padded positions are masked
-    out as keys and cropped from the result, so they do not change any output. A window that
-    covers the whole map gives exactly global attention.
+    out as keys and cropped from the result, so they do not change any output. A side shorter
+    than ``window`` gets windows of its length (the same result, without padding), so a window
+    that covers the whole map is exactly global attention.
     """
     B, H, W, C = x.shape
-    pad_h, pad_w = (-H) % window, (-W) % window
+    win_h, win_w = min(window, H), min(window, W)
+    pad_h, pad_w = (-H) % win_h, (-W) % win_w
     if pad_h or pad_w:
         x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-    rows, cols = (H + pad_h) // window, (W + pad_w) // window
+    rows, cols = (H + pad_h) // win_h, (W + pad_w) // win_w
 
-    def to_windows(t: torch.Tensor) -> torch.Tensor:  # (N, Hp, Wp, D) -> (N * nW, w * w, D)
-        t = t.view(t.shape[0], rows, window, cols, window, t.shape[-1]).transpose(2, 3)
-        return t.reshape(-1, window * window, t.shape[-1])
+    def to_windows(t: torch.Tensor) -> torch.Tensor:  # (N, Hp, Wp, D) -> (N * nW, wh * ww, D)
+        t = t.view(t.shape[0], rows, win_h, cols, win_w, t.shape[-1]).transpose(2, 3)
+        return t.reshape(-1, win_h * win_w, t.shape[-1])
 
     key_mask = None
     if pad_h or pad_w:
@@ -128,7 +130,7 @@ def window_self_attention(attn: MultiheadSelfAttention, x: torch.Tensor,
         key_mask = to_windows(valid).view(1, rows * cols, 1, 1, -1).expand(B, -1, -1, -1, -1)
         key_mask = key_mask.reshape(B * rows * cols, 1, 1, -1)
     out = attn(to_windows(x), key_mask)
-    out = out.view(B, rows, cols, window, window, C).transpose(2, 3)
+    out = out.view(B, rows, cols, win_h, win_w, C).transpose(2, 3)
     return out.reshape(B, H + pad_h, W + pad_w, C)[:, :H, :W]
 
 
@@ -272,8 +274,10 @@ class GLMixBlock(BaseModule):
 
     The global branch, with ``n = normalize`` (L2 over channels) and learnable scale ``s``:
     ``A = s * n(init_slots) @ n(x)^T`` (slots x pixels); slots ``= softmax_pixels(A) @ x``;
-    slots ``= MHSA(slots)``; pixels ``= softmax_slots(A^T) @ slots``. Both soft assignments are
-    computed as fused attention, so ``A`` is never materialised (see :meth:`slot_logits`).
+    slots ``= MHSA(slots)``; pixels ``= softmax_slots(A^T) @ slots``. ``A`` is computed once and
+    serves both soft assignments, as in the authors' code (two fused-attention calls would
+    compute it twice: as fast in inference, slower to train). Its entries are cosine
+    similarities times ``s``, so both softmaxes stay bounded under fp16 / bf16.
 
     Args:
         embed_dims (int): Channels.
@@ -337,26 +341,25 @@ class GLMixBlock(BaseModule):
             return self.init_slots
         return nchw_to_tokens(F.adaptive_avg_pool2d(x, self.pool_size))
 
-    def slot_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Clustering logits ``A`` of shape ``(B, num_slots, H*W)`` for the block input ``x``.
+    def assignment_logits(self, pixels: torch.Tensor, init_slots: torch.Tensor) -> torch.Tensor:
+        """``A^T``, shape ``(B, H*W, num_slots)``, for normalised pixels ``(B, H*W, C)``."""
+        slot_keys = self.slot_scale * F.normalize(init_slots, dim=-1)
+        return F.normalize(pixels, dim=-1) @ slot_keys.transpose(1, 2).to(pixels.dtype)
 
-        Not used by :meth:`forward` (which never materialises them); for visualisation.
-        """
+    def slot_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Clustering logits ``A`` of shape ``(B, num_slots, H*W)`` for the block input ``x``
+        (for visualisation)."""
         init_slots = self.initial_slots(x)
-        pixels = F.normalize(nchw_to_tokens(self.norm1(self.pos_conv(x))), dim=-1)
-        return self.slot_scale * F.normalize(init_slots, dim=-1) @ pixels.transpose(1, 2)
+        pixels = nchw_to_tokens(self.norm1(self.pos_conv(x)))
+        return self.assignment_logits(pixels, init_slots).transpose(1, 2)
 
     def global_mixing(self, x: torch.Tensor, init_slots: torch.Tensor) -> torch.Tensor:
         """Cluster the (normalised) pixels ``x`` into slots, mix the slots, dispatch them back."""
-        B, C, H, W = x.shape
-        pixels = nchw_to_tokens(x).unsqueeze(1)  # (B, 1, L, C): one "head"
-        pixel_keys = F.normalize(pixels, dim=-1)
-        slot_keys = (self.slot_scale * F.normalize(init_slots, dim=-1)).expand(B, -1, -1)
-        slot_keys = slot_keys.unsqueeze(1).to(pixels.dtype)  # (B, 1, S, C)
-        slots = F.scaled_dot_product_attention(slot_keys, pixel_keys, pixels, scale=1.)
-        slots = self.relation_mha(slots.squeeze(1)).unsqueeze(1)
-        out = F.scaled_dot_product_attention(pixel_keys, slot_keys, slots, scale=1.)
-        return tokens_to_nchw(out.squeeze(1), (H, W))
+        pixels = nchw_to_tokens(x)  # (B, L, C), a view of a channels-last map
+        logits = self.assignment_logits(pixels, init_slots)  # (B, L, S)
+        slots = logits.softmax(dim=1).transpose(1, 2) @ pixels  # each slot: pixels' mean
+        slots = self.relation_mha(slots)
+        return tokens_to_nchw(logits.softmax(dim=-1) @ slots, x.shape[2:])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         init_slots = self.initial_slots(x)

@@ -154,7 +154,8 @@ def explicit_windows(attn: MultiheadSelfAttention, x: torch.Tensor, window: int)
     return out
 
 
-@pytest.mark.parametrize('hw,window', [((6, 9), 3), ((5, 7), 3), ((4, 4), 3), ((5, 7), 1)])
+@pytest.mark.parametrize('hw,window', [((6, 9), 3), ((5, 7), 3), ((4, 4), 3), ((5, 7), 1),
+                                       ((2, 7), 3), ((5, 2), 4)])
 def test_window_attention_matches_per_window_attention(hw, window):
     attn = randomize_(MultiheadSelfAttention(16, 2))
     x = torch.randn(2, *hw, 16)

@@ -19,9 +19,9 @@ Published figures: the GLNet authors counted with fvcore, attention products inc
 MMPretrain model zoo's Conformer figures leave attention out (MMPretrain's own tool, MMEngine's
 analyzer without an attention handle, skips it). Every count here is given with and without
 attention, and ``--all-archs`` compares each arch with its published figure counted alike. Our
-GLMix blocks compute the slot assignment logits twice, once in each fused attention (4 * S * L *
-C multiply-adds for S slots, L pixels, C channels, where the authors' code computes them once
-and reuses them: 3 * S * L * C), so GLNet counts come out 1-3% above the published ones.
+GLMix blocks compute what the authors' code computes: the slot assignment logits once, shared by
+clustering and dispatching (3 * S * L * C multiply-adds for S slots, L pixels, C channels, plain
+matrix products); "attention" here is the fused attention of the MHSA blocks and of the slots.
 
 Models are built from their configs without ``init_weights()``, so no checkpoint is read.
 Detectors are traced with ``mode='tensor'`` on a synthetic image and synthetic metainfo (the
