@@ -178,10 +178,10 @@ class ResidualDWConv(nn.Conv2d):
 
 
 # Size, in tensor elements, of the widest intermediate map of a cache-blocked conv chain
-# (6 MiB in fp32). On CPU, running GLNet's pixel-wise conv chains on chunks of this size keeps
-# their intermediate maps in cache and allocator-reused memory: on 2 cores, the stage-1 MLP of
-# GLNet-4G took 11 ms instead of 29 ms (8x64x56x56) and 31 ms instead of 69 ms (1x64x200x320);
-# smaller and larger budgets were slower.
+# (6 MiB in fp32). In CPU inference, running GLNet's pixel-wise conv chains on chunks of this
+# size keeps their intermediate maps in cache and allocator-reused memory: on 2 cores, the
+# stage-1 MLP of GLNet-4G took 11 ms instead of 29 ms (8x64x56x56) and 31 ms instead of 69 ms
+# (1x64x200x320); smaller and larger budgets were slower.
 CHUNK_ELEMENTS = 3 * 2**19
 
 
@@ -193,11 +193,14 @@ def forward_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     depend only on input rows ``r - halo .. r + halo``, with zero padding at the borders (a chain
     of pixel-wise layers and padded convolutions). Chunks are groups of whole images, or bands of
     rows of one image extended by ``halo`` rows on each side (whose outputs are dropped), so the
-    result is the same as ``fn(x)``. Only used on CPU, where it saves memory traffic, and not
-    while tracing (a traced graph, e.g. for FLOP counting, stays one call).
+    result is the same as ``fn(x)``. Only used for CPU inference, where it saves memory traffic;
+    not while autograd records (the halo rows would be kept for backward too: more memory in
+    training) nor while tracing (a traced graph, e.g. for FLOP counting, stays one call).
     """
     B, _, H, W = x.shape
-    if x.device.type != 'cpu' or B * H * W <= max_pixels or torch.jit.is_tracing():
+    recording = torch.is_grad_enabled() and x.requires_grad
+    if (x.device.type != 'cpu' or B * H * W <= max_pixels or recording
+            or torch.jit.is_tracing()):
         return fn(x)
     if H * W <= max_pixels:
         num_chunks = -(-B * H * W // max_pixels)
