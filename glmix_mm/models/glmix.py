@@ -136,7 +136,7 @@ def window_self_attention(attn: MultiheadSelfAttention, x: torch.Tensor,
 
 def check_window(window: Optional[int]) -> Optional[int]:
     """Validate an attention window size (None: global attention)."""
-    if window is not None and (not isinstance(window, int) or window < 1):
+    if window is not None and (type(window) is not int or window < 1):
         raise ValueError(f'The attention window must be a positive int or None (global '
                          f'attention), got {window!r}.')
     return window

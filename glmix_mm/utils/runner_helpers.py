@@ -1,4 +1,4 @@
-"""What ``tools/train.py`` and ``tools/test.py`` share: config overrides and dataset checks.
+"""What the tools share: config overrides, dataset checks, building a config's model.
 
 Both tools work for MMDetection, MMSegmentation and MMPretrain configs alike: the config's
 ``default_scope`` decides which library builds the model, datasets and metrics.
@@ -125,3 +125,15 @@ def enable_show_dir(cfg: Config, show_dir: str) -> None:
         cfg.visualizer['save_dir'] = osp.join(cfg.work_dir, show_dir)
     else:  # mmpretrain
         hook.update(enable=True, out_dir=show_dir)
+
+
+def build_model_from_cfg(cfg: Config) -> torch.nn.Module:
+    """Build ``cfg.model`` the way MMEngine's Runner does (in the config's ``default_scope``,
+    with a top-level ``data_preprocessor`` moved into the model), without ``init_weights()``:
+    no checkpoint is read, for the analysis tools."""
+    from mmengine.registry import MODELS, init_default_scope
+    model_cfg = cfg.model.copy()
+    if cfg.get('data_preprocessor') is not None:
+        model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
+    init_default_scope(cfg.get('default_scope', 'mmengine'))
+    return MODELS.build(model_cfg)

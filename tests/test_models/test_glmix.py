@@ -175,7 +175,7 @@ def test_window_covering_the_map_is_global_attention():
                                        atol=1e-5)
 
 
-@pytest.mark.parametrize('window', [0, -2, 3.5, '7'])
+@pytest.mark.parametrize('window', [0, -2, 3.5, '7', True])
 def test_blocks_reject_bad_windows(window):
     with pytest.raises(ValueError, match='window'):
         MHSABlock(16, 2, window=window)

@@ -77,6 +77,7 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 import glmix_mm  # noqa: E402,F401  (registers our models)
+from glmix_mm.utils import build_model_from_cfg  # noqa: E402
 
 # Backbones by name: 'module:Class' and the constructor arguments. Drop path is off everywhere
 # (it only acts in train mode, and differently per model).
@@ -402,8 +403,6 @@ def load_config(spec: ModelSpec, glnet_kwargs: Optional[dict] = None):
     cfg = Config.fromfile(spec.name)
     if spec.kwargs:
         cfg.merge_from_dict(spec.kwargs)
-    if cfg.get('data_preprocessor') is not None:  # as mmengine's Runner does
-        cfg.model.setdefault('data_preprocessor', cfg.data_preprocessor)
     backbone = cfg.model.get('backbone', {})
     if glnet_kwargs and backbone.get('type') in ('GLNet', 'glmix_mm.GLNet'):
         backbone.update(glnet_kwargs)
@@ -414,15 +413,12 @@ def build_full_model(spec: ModelSpec, glnet_kwargs: Optional[dict] = None
                      ) -> Tuple[nn.Module, str]:
     """The model of a config (no checkpoint is loaded: ``init_weights`` is not called) and its
     scope (``mmdet``, ``mmseg`` or ``mmpretrain``)."""
-    from mmengine.registry import init_default_scope
     cfg = load_config(spec, glnet_kwargs)
-    scope = cfg.get('default_scope', 'mmdet')
+    scope = cfg.get('default_scope')
     if scope not in ('mmdet', 'mmseg', 'mmpretrain'):
         raise ValueError(f'{spec.label}: default_scope {scope!r} is none of mmdet, mmseg, '
                          'mmpretrain.')
-    init_default_scope(scope)
-    registry = importlib.import_module(f'{scope}.registry').MODELS
-    return registry.build(cfg.model), scope
+    return build_model_from_cfg(cfg), scope
 
 
 # ------------------------------------------------------------------------------------------------

@@ -54,11 +54,11 @@ from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 from mmengine.analysis.print_helper import complexity_stats_table
 from mmengine.config import Config, DictAction
-from mmengine.registry import MODELS, init_default_scope
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from glmix_mm.models import Conformer, GLNet  # noqa: E402  (also registers the models)
+from glmix_mm.utils import build_model_from_cfg  # noqa: E402
 
 SDPA_OP = 'aten::scaled_dot_product_attention'
 ATTENTION_KEY = 'scaled_dot_product_attention'  # its name in the analyzer's per-op counts
@@ -266,9 +266,8 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
 def build_model(cfg: Config) -> nn.Module:
     """Build ``cfg.model`` in the config's default scope, in eval mode, without
     ``init_weights()`` (pretrained ``init_cfg`` entries are never loaded)."""
-    init_default_scope(cfg.get('default_scope', 'mmengine'))
     torch.manual_seed(0)
-    return MODELS.build(cfg.model).eval()
+    return build_model_from_cfg(cfg).eval()
 
 
 def size_divisor(model: nn.Module) -> int:
