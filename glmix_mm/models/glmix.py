@@ -347,7 +347,11 @@ class GLMixBlock(BaseModule):
     def assignment_logits(self, pixels: torch.Tensor, init_slots: torch.Tensor) -> torch.Tensor:
         """``A^T``, shape ``(B, H*W, num_slots)``, for normalised pixels ``(B, H*W, C)``."""
         slot_keys = self.slot_scale * F.normalize(init_slots, dim=-1)
-        return F.normalize(pixels, dim=-1) @ slot_keys.transpose(1, 2).to(pixels.dtype)
+        logits = pixels @ slot_keys.transpose(1, 2).to(pixels.dtype).contiguous()
+        # Dividing the logits' rows by the pixel norms equals normalising the pixels first
+        # (as F.normalize does, norms clamped at 1e-12), at the cost of a (B, H*W, num_slots)
+        # division instead of a (B, H*W, C) one.
+        return logits.div_(torch.linalg.vector_norm(pixels, dim=-1, keepdim=True).clamp_min(1e-12))
 
     def slot_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Clustering logits ``A`` of shape ``(B, num_slots, H*W)`` for the block input ``x``
