@@ -157,3 +157,45 @@ def test_cuda_without_gpu(capsys):
     with pytest.raises(SystemExit):
         benchmark.main(['r50', '--device', 'cuda'])
     assert 'torch.cuda.is_available() is False' in capsys.readouterr().err
+
+
+def test_kernel_classes_of_operators():
+    cls = benchmark.kernel_class
+    assert cls('aten::mkldnn_convolution', [[2, 8, 5, 5], [8, 1, 3, 3], [8]]) == \
+        'depth-wise convolution'
+    assert cls('aten::mkldnn_convolution', [[2, 8, 5, 5], [16, 8, 1, 1], [16]]) == \
+        'dense convolution'
+    assert cls('aten::mkldnn_convolution', [[2, 1, 5, 5], [4, 1, 3, 3], [4]]) == \
+        'dense convolution'  # one input channel: an ordinary convolution
+    assert cls('aten::addmm', [[4], [3, 2], [2, 4]]) == 'matmul'
+    assert cls('aten::_scaled_dot_product_flash_attention_for_cpu', []) == 'fused attention'
+    assert cls('aten::scaled_dot_product_attention', []) == 'everything else'  # a dispatcher
+    assert cls('aten::gelu', [[2, 3]]) == 'everything else'
+
+
+def test_profile_splits_the_time_by_kernel_class(capsys):
+    benchmark.main(['glnet-stl', '--profile', '2', '--top', '3'] + TINY)
+    out = capsys.readouterr().out
+    report = out[out.index('Profile of glnet-stl (2 steps'):]
+    shares = {}
+    for kind in benchmark.KERNEL_CLASSES:
+        line = next(l for l in report.splitlines() if l.strip().startswith(kind))
+        shares[kind] = float(line.split()[-1].rstrip('%'))
+    assert sum(shares.values()) == pytest.approx(100, abs=0.5)
+    # GLNet-STL runs dense and depth-wise convolutions, matmuls and SDPA on CPU.
+    assert all(shares[k] > 0 for k in benchmark.KERNEL_CLASSES)
+    top = report.split('top 3 operators')[1].splitlines()[1:4]
+    assert all(line.split()[2].startswith('aten::') for line in top)
+    times = [float(line.split()[0]) for line in top]
+    assert times == sorted(times, reverse=True)
+
+
+def test_profile_rows_are_per_step():
+    model = torch.nn.Linear(16, 16)
+    x = torch.randn(4, 16)
+    entry = benchmark.Benchmarked(benchmark.ModelSpec('lin', 'r50'), model,
+                                  lambda: model(x), 0)
+    rows = benchmark.profile_entry(entry, 'cpu', steps=3)
+    addmm = next(r for r in rows if r.name == 'aten::addmm')
+    assert addmm.calls == 1 and addmm.kind == 'matmul' and addmm.ms > 0
+    assert rows == sorted(rows, key=lambda r: -r.ms)

@@ -38,6 +38,11 @@ process-wide, so ``--memory`` measures each model in a fresh process: resident m
 step (``VmHWM``, the high-water mark, reset after building) minus that after building the model
 and its input. That first step includes one-off costs (lazily loaded kernels, allocator caches).
 
+``--profile N`` then runs each model N more steps under the PyTorch profiler and prints its
+operator self time per step by kernel class (dense convolutions, depth-wise convolutions,
+matmuls, fused attention, everything else) and its ``--top`` operators with their input shapes:
+where the time goes, and what two implementations of one model do differently.
+
 Examples::
 
     # CPU, inference, fp32, ours against the baselines at the COCO test size
@@ -272,6 +277,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--glnet-kwargs', nargs='+', default=[], metavar='KEY=VALUE',
                         help='extra GLNet arguments for every GLNet of ours (names and '
                         'configs), e.g. mhsa_window=14')
+    parser.add_argument('--profile', type=int, default=0, metavar='STEPS',
+                        help='after timing, run each model STEPS more times under the PyTorch '
+                        'profiler and print where its time goes (default: 0, off)')
+    parser.add_argument('--top', type=int, default=10,
+                        help='operators listed per model by --profile (default: 10)')
     parser.add_argument('--seed', type=int, default=0, help='seed of weights and input')
     parser.add_argument('--markdown', action='store_true',
                         help='also print a markdown table with the machine')
@@ -311,6 +321,8 @@ def check_args(args: argparse.Namespace) -> None:
             backbone_class_and_kwargs(spec, args.glnet_kwargs_dict)
     if args.warmup < 0 or args.repeats < 1:
         raise ValueError('--warmup must be >= 0 and --repeats >= 1.')
+    if args.profile < 0 or args.top < 1:
+        raise ValueError('--profile must be >= 0 and --top >= 1.')
     if args.threads is not None and args.threads < 1:
         raise ValueError('--threads must be >= 1.')
 
@@ -730,6 +742,79 @@ def _apply_threads(threads: Optional[int]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# Profiling
+# ------------------------------------------------------------------------------------------------
+# Operators whose own (self) time is a convolution, matrix-multiply or fused-attention kernel.
+CONV_OPS = ('aten::mkldnn_convolution', 'aten::cudnn_convolution', 'aten::_slow_conv2d_forward',
+            'aten::thnn_conv2d', 'aten::_nnpack_spatial_convolution')
+MATMUL_OPS = ('aten::addmm', 'aten::mm', 'aten::bmm', 'aten::baddbmm', 'aten::_addmm_activation')
+ATTENTION_PREFIX = 'aten::_scaled_dot_product_'
+KERNEL_CLASSES = ('dense convolution', 'depth-wise convolution', 'matmul', 'fused attention',
+                  'everything else')
+
+
+@dataclass
+class OperatorTime:
+    """Self time of one operator with one set of input shapes, per step."""
+    name: str
+    shapes: str
+    calls: float
+    ms: float
+    kind: str
+
+
+def kernel_class(name: str, shapes: Sequence[Sequence[int]]) -> str:
+    """Which of :data:`KERNEL_CLASSES` an operator's self time belongs to."""
+    if name in CONV_OPS:
+        weight = shapes[1] if len(shapes) > 1 else []
+        depthwise = len(weight) == 4 and weight[1] == 1 and shapes[0][1] > 1
+        return 'depth-wise convolution' if depthwise else 'dense convolution'
+    if name in MATMUL_OPS:
+        return 'matmul'
+    if name.startswith(ATTENTION_PREFIX) and name != 'aten::scaled_dot_product_attention':
+        return 'fused attention'
+    return 'everything else'
+
+
+def profile_entry(entry: Benchmarked, device: str, steps: int) -> List[OperatorTime]:
+    """Run ``entry`` ``steps`` times under the PyTorch profiler; per-step self time of every
+    operator and input shapes (device time on CUDA, CPU time otherwise), largest first."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU]
+    if device == 'cuda':
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities, record_shapes=True) as prof:
+        for _ in range(steps):
+            entry.step()
+        _sync(device)
+    rows = []
+    for event in prof.key_averages(group_by_input_shape=True):
+        us = (getattr(event, 'self_device_time_total', 0)
+              if device == 'cuda' else event.self_cpu_time_total)
+        if us > 0:
+            shapes = [list(s) for s in event.input_shapes or []]
+            rows.append(OperatorTime(event.key, str([s for s in shapes if s]), event.count / steps,
+                                     us / steps / 1e3, kernel_class(event.key, shapes)))
+    return sorted(rows, key=lambda r: -r.ms)
+
+
+def format_profile(label: str, rows: Sequence[OperatorTime], steps: int, top: int,
+                   device: str) -> str:
+    """Time per kernel class and the ``top`` operators of one model's profile."""
+    total = sum(r.ms for r in rows) or 1.
+    clock = 'device' if device == 'cuda' else 'CPU'
+    lines = [f'Profile of {label} ({steps} steps; operator self {clock} time per step, '
+             f'{total:.1f} ms in all):']
+    for kind in KERNEL_CLASSES:
+        ms = sum(r.ms for r in rows if r.kind == kind)
+        lines.append(f'  {kind:24s} {ms:9.1f} ms  {100 * ms / total:5.1f}%')
+    lines.append(f'  top {top} operators (ms per step, calls per step, input shapes):')
+    for r in rows[:top]:
+        lines.append(f'  {r.ms:9.2f} {r.calls:6.1f}  {r.name}  {r.shapes[:90]}')
+    return '\n'.join(lines)
+
+
+# ------------------------------------------------------------------------------------------------
 # Reporting
 # ------------------------------------------------------------------------------------------------
 def cpu_name() -> str:
@@ -831,6 +916,9 @@ def benchmark(args: argparse.Namespace
     entries = [build_benchmarked(spec, args, x) for spec in args.specs]
     diffs = share_upstream_weights(entries, x, args.amp)
     times, peaks = run_rounds(entries, args.device, args.warmup, args.repeats)
+    for entry in entries if args.profile else []:
+        print(format_profile(entry.spec.label, profile_entry(entry, args.device, args.profile),
+                             args.profile, args.top, args.device) + '\n')
     if args.memory and args.device == 'cpu':
         peaks = {e.spec.label: memory_in_subprocess(args, e.spec.label) for e in entries}
     ref = args.ref or entries[0].spec.label
