@@ -106,20 +106,23 @@ def slot_assignments(model: GLNet, blocks: Dict[str, GLMixBlock], names: Sequenc
 
 
 def k_medoids(vectors: torch.Tensor, k: int, iters: int = 20) -> List[int]:
-    """Indices of ``k`` medoids of ``vectors`` (rows) under cosine distance."""
+    """Indices of ``k`` distinct medoids of ``vectors`` (rows) under cosine distance.
+
+    Identical rows (slots whose maps have collapsed into one) still give distinct indices.
+    """
     k = min(k, len(vectors))
     unit = F.normalize(vectors.flatten(1), dim=1)
     dist = 1 - unit @ unit.T
     medoids = [int(dist.sum(1).argmin())]
     while len(medoids) < k:  # farthest-point start
-        medoids.append(int(dist[:, medoids].min(1).values.argmax()))
+        nearest = dist[:, medoids].min(1).values
+        nearest[medoids] = -float('inf')
+        medoids.append(int(nearest.argmax()))
     for _ in range(iters):
         members = dist[:, medoids].argmin(1)
-        updated = []
-        for c in range(k):
-            idx = (members == c).nonzero().flatten()
-            updated.append(int(idx[dist[idx][:, idx].sum(1).argmin()]) if len(idx) else
-                           medoids[c])
+        members[medoids] = torch.arange(k)  # each medoid stays in its own cluster
+        updated = [int(idx[dist[idx][:, idx].sum(1).argmin()])
+                   for idx in ((members == c).nonzero().flatten() for c in range(k))]
         if updated == medoids:
             break
         medoids = updated

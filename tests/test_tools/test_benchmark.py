@@ -199,3 +199,11 @@ def test_profile_rows_are_per_step():
     addmm = next(r for r in rows if r.name == 'aten::addmm')
     assert addmm.calls == 1 and addmm.kind == 'matmul' and addmm.ms > 0
     assert rows == sorted(rows, key=lambda r: -r.ms)
+
+
+def test_upstream_import_names_the_clone_it_needs(tmp_path):
+    from upstream_glmix import import_upstream_glnet, upstream_glnet_factory
+    with pytest.raises(ValueError, match=r'has no models/glnet\.py.*rayleizhu/GLMix'):
+        import_upstream_glnet(str(tmp_path))
+    with pytest.raises(ValueError, match=r'has no models/glnet_tklb\.py'):
+        upstream_glnet_factory(str(tmp_path), '4g_tklb')

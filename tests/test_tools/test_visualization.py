@@ -87,3 +87,18 @@ def test_image_demo_bad_input_is_a_clear_error(image, tmp_path):
     assert result.returncode == 1 and 'does not exist' in result.stderr
     result = run_tool('tools/image_demo.py', image, 'configs/glnet_4g_in1k.py', image)
     assert result.returncode == 1 and 'mmdet and mmseg' in result.stderr
+
+
+def test_k_medoids_are_distinct_and_cover_the_groups():
+    sys.path.insert(0, osp.join(ROOT, 'tools'))
+    from visualize_slots import k_medoids
+    # Collapsed slots: identical maps must still give distinct indices.
+    same = torch.ones(6, 4, 4)
+    assert sorted(set(k_medoids(same, 3))) == sorted(k_medoids(same, 3)) and \
+        len(k_medoids(same, 3)) == 3
+    # Three well separated groups of maps: one medoid in each.
+    torch.manual_seed(0)
+    bases = torch.eye(3).repeat_interleave(4, 0)  # 12 maps, groups of 4
+    maps = (bases + 0.01 * torch.rand(12, 3)).view(12, 3, 1)
+    groups = {i // 4 for i in k_medoids(maps, 3)}
+    assert groups == {0, 1, 2}

@@ -84,6 +84,9 @@ if ROOT not in sys.path:
 import glmix_mm  # noqa: E402,F401  (registers our models)
 from glmix_mm.utils import build_model_from_cfg  # noqa: E402
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from upstream_glmix import import_upstream_glnet  # noqa: E402
+
 # Backbones by name: 'module:Class' and the constructor arguments. Drop path is off everywhere
 # (it only acts in train mode, and differently per model).
 BACKBONES: Dict[str, Tuple[str, dict]] = {
@@ -385,20 +388,6 @@ class UpstreamGLNetFeatures(nn.Module):
             x = stage(downsample(x))
             outs.append(x)
         return tuple(outs)
-
-
-def import_upstream_glnet(repo: str) -> Any:
-    """``models.glnet`` of a GLMix clone (it imports ``timm`` and ``fairscale``)."""
-    if not osp.isfile(osp.join(repo, 'models', 'glnet.py')):
-        raise ValueError(f'--glmix-repo {repo!r} has no models/glnet.py; give a clone of '
-                         'github.com/rayleizhu/GLMix.')
-    if repo not in sys.path:
-        sys.path.insert(0, repo)
-    try:
-        return importlib.import_module('models.glnet')
-    except ImportError as error:
-        raise ImportError(f'Importing the upstream GLNet failed ({error}); it needs timm and '
-                          'fairscale (pip install timm fairscale).') from error
 
 
 def build_upstream(spec: ModelSpec, repo: str) -> nn.Module:

@@ -34,15 +34,11 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
 from glnet2mm import convert  # noqa: E402
 
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+from upstream_glmix import upstream_glnet_factory  # noqa: E402
+
 ARCHS = ('stl', 'stl-paramslot', '4g', '9g', '16g', '4g_tklb', '9g_tklb')
 SIZES = ((2, 3, 224, 224), (1, 3, 256, 320), (1, 3, 192, 288))
-
-
-def upstream_factory(repo: str, arch: str):
-    sys.path.insert(0, repo)
-    module = __import__('models.glnet_tklb' if arch.endswith('tklb') else 'models.glnet',
-                        fromlist=['_'])
-    return getattr(module, 'glnet_' + arch.replace('-', '_'))
 
 
 def randomize_(model: torch.nn.Module) -> None:
@@ -72,7 +68,7 @@ def stage_outputs(model: torch.nn.Module, x: torch.Tensor) -> list:
 
 def compare(repo: str, arch: str, tmp: str) -> float:
     torch.manual_seed(0)
-    ref = upstream_factory(repo, arch)().eval()
+    ref = upstream_glnet_factory(repo, arch)().eval()
     randomize_(ref)
     params = sum(p.numel() for n, p in ref.named_parameters() if 'tklb_aux_head' not in n)
     ckpt = {'model': ref.state_dict()}
