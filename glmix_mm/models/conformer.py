@@ -17,7 +17,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 import torch.utils.checkpoint as cp
-from torch.nn.modules.batchnorm import _BatchNorm
 
 try:
     from mmpretrain.models.backbones.conformer import Conformer as MMPretrainConformer
@@ -28,6 +27,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 from glmix_mm.registry import register_model
 
 from .checkpoint import StateDict, load_pretrained
+from .freezing import batch_norms_to_eval, freeze
 
 # Parts of the classification models that a dense backbone does not have: the two heads and the
 # norm before the transformer head (authors' and MMPretrain's names alike).
@@ -228,10 +228,7 @@ class Conformer(MMPretrainConformer):
         modules = [self.conv1, self.bn1] if self.frozen_stages >= 0 else []
         for group in range(1, self.frozen_stages + 1):
             modules += self._stage_group(group)
-        for module in modules:
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
+        freeze(modules)
         if self.frozen_stages >= 1:
             self.cls_token.requires_grad = False
 
@@ -247,9 +244,7 @@ class Conformer(MMPretrainConformer):
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
-            for module in self.modules():
-                if isinstance(module, _BatchNorm):
-                    module.eval()
+            batch_norms_to_eval(self)
         return self
 
     def init_weights(self) -> None:

@@ -13,11 +13,11 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init, trunc_normal_init
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from glmix_mm.registry import register_model
 
 from .checkpoint import StateDict, load_pretrained
+from .freezing import batch_norms_to_eval, freeze
 from .glmix import GLMixBlock, MHSABlock, MHSATokenBlock, check_window
 
 # Token mixers of a stage: every block GLMix, every block MHSA on NCHW maps, every block a plain
@@ -345,16 +345,11 @@ class GLNet(BaseModule):
         return modules
 
     def _freeze_stages(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
+        freeze(self._frozen_modules())
 
     def train(self, mode: bool = True) -> 'GLNet':
         super().train(mode)
         self._freeze_stages()
         if mode and self.norm_eval:
-            for m in self.modules():
-                if isinstance(m, _BatchNorm):
-                    m.eval()
+            batch_norms_to_eval(self)
         return self
