@@ -5,7 +5,7 @@ from glmix_mm.models.freezing import batch_norms_to_eval, freeze
 
 def test_freeze_sets_eval_and_stops_gradients_of_given_modules_only():
     frozen, free = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)), nn.Linear(4, 2)
-    model = nn.Sequential(frozen, free).train()
+    nn.Sequential(frozen, free).train()
     freeze([frozen])
     assert not frozen.training and not any(m.training for m in frozen.modules())
     assert not any(p.requires_grad for p in frozen.parameters())
