@@ -179,7 +179,7 @@ def test_profile_splits_the_time_by_kernel_class(capsys):
     report = out[out.index('Profile of glnet-stl (2 steps'):]
     shares = {}
     for kind in benchmark.KERNEL_CLASSES:
-        line = next(l for l in report.splitlines() if l.strip().startswith(kind))
+        line = next(row for row in report.splitlines() if row.strip().startswith(kind))
         shares[kind] = float(line.split()[-1].rstrip('%'))
     assert sum(shares.values()) == pytest.approx(100, abs=0.5)
     # GLNet-STL runs dense and depth-wise convolutions, matmuls and SDPA on CPU.
