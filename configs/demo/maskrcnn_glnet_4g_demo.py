@@ -6,7 +6,7 @@
 # to FPN (out_norm=None): with the per-output LayerNorms, meant for a pretrained backbone, the
 # from-scratch RoI classifier stayed at its class prior (loss_cls 0.84 after 400 iterations);
 # without them it falls to 0.32 within 100 iterations (ResNet-50 here: 0.23). Trains on 2 CPU
-# cores in about 18 minutes (README, "Quick start").
+# cores in about 16 minutes (README, "Quick start").
 _base_ = '../maskrcnn_glnet_4g_coco.py'
 
 data_root = 'data/demo/coco/'

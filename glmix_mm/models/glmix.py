@@ -104,14 +104,17 @@ class MultiheadSelfAttention(nn.Module):
 
 
 def window_self_attention(attn: MultiheadSelfAttention, x: torch.Tensor,
-                          window: int) -> torch.Tensor:
-    """``attn`` inside non-overlapping ``window`` x ``window`` windows of a ``(B, H, W, C)`` map.
+                          window: Optional[int]) -> torch.Tensor:
+    """``attn`` inside non-overlapping ``window`` x ``window`` windows of a ``(B, H, W, C)`` map,
+    or over the whole map if ``window`` is None.
 
     The map is zero-padded at the bottom and right to whole windows; padded positions are masked
     out as keys and cropped from the result, so they do not change any output. A side shorter
     than ``window`` gets windows of its length (the same result, without padding), so a window
     that covers the whole map is exactly global attention.
     """
+    if window is None:  # also takes (B, L, C) tokens
+        return attn(x.flatten(1, -2)).view_as(x)
     B, H, W, C = x.shape
     win_h, win_w = min(window, H), min(window, W)
     pad_h, pad_w = (-H) % win_h, (-W) % win_w
@@ -372,11 +375,9 @@ class GLMixBlock(BaseModule):
         init_slots = self.initial_slots(x)
         x = self.pos_conv(x)
         y = self.norm1(x)
-        mixed = self.global_mixing(y, init_slots)
-        if isinstance(self.feature_conv, nn.Identity):
-            mixed = mixed + y
-        else:
-            mixed = add_into(self.feature_conv(y), mixed)
+        # The slot output is a fresh map (its matmul does not keep it for backward), so the
+        # local branch is added into it, whether that branch is convolutions or the identity.
+        mixed = add_into(self.global_mixing(y, init_slots), self.feature_conv(y))
         x = add_into(self.drop_path(self.ls1(mixed)), x)
         return add_into(self.drop_path(self.ls2(self.mlp(x, pre_norm=self.norm2))), x)
 
@@ -420,11 +421,7 @@ class MHSABlock(BaseModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pos_conv(x).permute(0, 2, 3, 1)  # (B, H, W, C), a view
-        y = self.norm1(x)
-        if self.window is None:
-            y = self.mha_op(y.flatten(1, 2)).view_as(y)
-        else:
-            y = window_self_attention(self.mha_op, y, self.window)
+        y = window_self_attention(self.mha_op, self.norm1(x), self.window)
         x = add_into(self.drop_path(self.ls1(y)), x).permute(0, 3, 1, 2)
         return add_into(self.drop_path(self.ls2(self.mlp(x, pre_norm=self.norm2))), x)
 
@@ -466,10 +463,6 @@ class MHSATokenBlock(BaseModule):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        y = self.norm1(tokens)
-        if self.window is None:
-            y = self.mha_op(y.flatten(1, -2)).view_as(y)
-        else:
-            y = window_self_attention(self.mha_op, y, self.window)
+        y = window_self_attention(self.mha_op, self.norm1(tokens), self.window)
         tokens = add_into(self.drop_path(self.ls1(y)), tokens)
         return add_into(self.drop_path(self.ls2(self.mlp(self.norm2(tokens)))), tokens)

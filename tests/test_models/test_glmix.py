@@ -262,3 +262,20 @@ def test_conv_mlp_chunking_with_pre_norm_matches_plain_mlp():
     with torch.no_grad():
         ref = super(ChunkedConvChain, mlp).forward(norm(x))
         torch.testing.assert_close(mlp(x, pre_norm=norm), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_glmix_block_without_local_convs_adds_the_normalised_input():
+    """local_kernel=0: the local branch is the identity; the slot output it is added into is
+    the block's own, so the block input and the norm's output are left untouched."""
+    block = randomize_(GLMixBlock(16, 2, num_slots=4, local_kernel=0, layer_scale=0.5)).train()
+    x = torch.randn(2, 16, 6, 5, requires_grad=True)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), explicit_glmix(block, x), rtol=1e-4, atol=1e-5)
+    grads = []
+    for forward in (block, lambda inp: explicit_glmix(block, inp)):
+        forward(x).square().sum().backward()
+        grads.append([p.grad.clone() for p in block.parameters()] + [x.grad.clone()])
+        block.zero_grad()
+        x.grad = None
+    for got, want in zip(*grads):
+        torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3)
