@@ -188,6 +188,26 @@ class ResidualDWConv(nn.Conv2d):
 CHUNK_ELEMENTS = 3 * 2**19
 
 
+def chunking_applies(x: torch.Tensor) -> bool:
+    """Whether a computation on ``x`` may be split into chunks: CPU inference only.
+
+    Not while autograd records (chunks would keep more for backward: halo rows, concatenated
+    copies) nor while tracing (a traced graph, e.g. for FLOP counting, stays one call).
+    """
+    recording = torch.is_grad_enabled() and x.requires_grad
+    return x.device.type == 'cpu' and not recording and not torch.jit.is_tracing()
+
+
+def forward_by_images(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                      max_images: int) -> torch.Tensor:
+    """``fn(x)`` computed on groups of at most ``max_images`` whole images (the first dim of
+    ``x``), of balanced sizes, and concatenated. ``fn`` must treat images independently."""
+    num_groups = -(-x.shape[0] // max(max_images, 1))
+    if num_groups <= 1:
+        return fn(x)
+    return torch.cat([fn(images) for images in x.split(-(-x.shape[0] // num_groups))])
+
+
 def forward_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, halo: int,
                       max_pixels: int) -> torch.Tensor:
     """``fn(x)`` for an NCHW map, computed on chunks of at most about ``max_pixels`` pixels.
@@ -196,18 +216,14 @@ def forward_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     depend only on input rows ``r - halo .. r + halo``, with zero padding at the borders (a chain
     of pixel-wise layers and padded convolutions). Chunks are groups of whole images, or bands of
     rows of one image extended by ``halo`` rows on each side (whose outputs are dropped), so the
-    result is the same as ``fn(x)``. Only used for CPU inference, where it saves memory traffic;
-    not while autograd records (the halo rows would be kept for backward too: more memory in
-    training) nor while tracing (a traced graph, e.g. for FLOP counting, stays one call).
+    result is the same as ``fn(x)``. Only where :func:`chunking_applies` (CPU inference), where
+    it saves memory traffic.
     """
     B, _, H, W = x.shape
-    recording = torch.is_grad_enabled() and x.requires_grad
-    if (x.device.type != 'cpu' or B * H * W <= max_pixels or recording
-            or torch.jit.is_tracing()):
+    if B * H * W <= max_pixels or not chunking_applies(x):
         return fn(x)
     if H * W <= max_pixels:
-        num_chunks = -(-B * H * W // max_pixels)
-        return torch.cat([fn(images) for images in x.split(-(-B // num_chunks))])
+        return forward_by_images(fn, x, max_pixels // (H * W))
     rows = -(-H // -(-H * W // max_pixels))  # bands of equal height
     outs = []
     for image in x.split(1):
