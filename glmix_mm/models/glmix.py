@@ -9,7 +9,7 @@ Parameter names follow the released GLNet checkpoints, so that those load withou
 All tensors are NCHW unless a name says ``tokens`` (``(B, L, C)``).
 """
 import math
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -198,42 +198,104 @@ def chunking_applies(x: torch.Tensor) -> bool:
     return x.device.type == 'cpu' and not recording and not torch.jit.is_tracing()
 
 
+def image_groups(num_images: int, max_images: int) -> List[slice]:
+    """Consecutive groups of at most ``max_images`` (at least 1) images, of balanced sizes."""
+    num_groups = -(-num_images // max(max_images, 1))
+    size = -(-num_images // num_groups)
+    return [slice(i, i + size) for i in range(0, num_images, size)]
+
+
 def forward_by_images(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
                       max_images: int) -> torch.Tensor:
     """``fn(x)`` computed on groups of at most ``max_images`` whole images (the first dim of
     ``x``), of balanced sizes, and concatenated. ``fn`` must treat images independently."""
-    num_groups = -(-x.shape[0] // max(max_images, 1))
-    if num_groups <= 1:
+    groups = image_groups(x.shape[0], max_images)
+    if len(groups) == 1:
         return fn(x)
-    return torch.cat([fn(images) for images in x.split(-(-x.shape[0] // num_groups))])
+    return torch.cat([fn(x[images]) for images in groups])
+
+
+class Chunk(NamedTuple):
+    """A chunk of an NCHW map (see :func:`plan_chunks`)."""
+    images: slice  #: the images it covers
+    rows: slice  #: the input rows it reads, context rows included
+    kept: slice  #: the rows of its output that are kept (relative to ``rows``)
+    out_rows: slice  #: where those rows belong in the whole output
+
+
+def plan_chunks(x: torch.Tensor, halo: int, max_pixels: int) -> List[Chunk]:
+    """Chunks of at most about ``max_pixels`` pixels of the NCHW map ``x``, for a computation
+    whose output row ``r`` depends only on input rows ``r - halo .. r + halo`` (zero padding at
+    the borders) and that treats images independently.
+
+    Chunks are groups of whole images, or bands of rows of one image extended by ``halo`` rows of
+    context on each side (whose outputs are dropped). Empty (compute in one call) when ``x`` fits
+    or where :func:`chunking_applies` says no.
+    """
+    B, _, H, W = x.shape
+    if B * H * W <= max_pixels or not chunking_applies(x):
+        return []
+    whole = slice(None)
+    if H * W <= max_pixels:
+        return [Chunk(images, whole, whole, whole)
+                for images in image_groups(B, max_pixels // (H * W))]
+    rows = -(-H // -(-H * W // max_pixels))  # bands of equal height
+    chunks = []
+    for b in range(B):
+        for start in range(0, H, rows):
+            stop = min(start + rows, H)
+            lo, hi = max(start - halo, 0), min(stop + halo, H)
+            chunks.append(
+                Chunk(slice(b, b + 1), slice(lo, hi), slice(start - lo, stop - lo),
+                      slice(start, stop)))
+    return chunks
+
+
+def run_chunk(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+              chunk: Chunk) -> torch.Tensor:
+    """The kept rows of ``fn`` applied to one chunk of ``x``."""
+    return fn(x[chunk.images, :, chunk.rows])[:, :, chunk.kept]
 
 
 def forward_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, halo: int,
                       max_pixels: int) -> torch.Tensor:
-    """``fn(x)`` for an NCHW map, computed on chunks of at most about ``max_pixels`` pixels.
+    """``fn(x)`` for an NCHW map, computed on the chunks of :func:`plan_chunks` (CPU inference)
+    and concatenated: the same result, with less memory traffic.
 
     ``fn`` must treat images independently (no batch statistics) and let output row ``r``
     depend only on input rows ``r - halo .. r + halo``, with zero padding at the borders (a chain
-    of pixel-wise layers and padded convolutions). Chunks are groups of whole images, or bands of
-    rows of one image extended by ``halo`` rows on each side (whose outputs are dropped), so the
-    result is the same as ``fn(x)``. Only where :func:`chunking_applies` (CPU inference), where
-    it saves memory traffic.
+    of pixel-wise layers and padded convolutions).
     """
-    B, _, H, W = x.shape
-    if B * H * W <= max_pixels or not chunking_applies(x):
+    chunks = plan_chunks(x, halo, max_pixels)
+    if not chunks:
         return fn(x)
-    if H * W <= max_pixels:
-        return forward_by_images(fn, x, max_pixels // (H * W))
-    rows = -(-H // -(-H * W // max_pixels))  # bands of equal height
-    outs = []
-    for image in x.split(1):
-        bands = []
-        for start in range(0, H, rows):
-            stop = min(start + rows, H)
-            lo, hi = max(start - halo, 0), min(stop + halo, H)
-            bands.append(fn(image[:, :, lo:hi])[:, :, start - lo:stop - lo])
-        outs.append(torch.cat(bands, dim=2))
-    return torch.cat(outs)
+    pieces = [run_chunk(fn, x, chunk) for chunk in chunks]
+    if chunks[0].out_rows == slice(None):
+        return torch.cat(pieces)
+    bands = len(chunks) // x.shape[0]
+    return torch.cat([torch.cat(pieces[i:i + bands], dim=2) for i in range(0, len(pieces), bands)])
+
+
+def add_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, out: torch.Tensor,
+                  halo: int, max_pixels: int) -> torch.Tensor:
+    """``out + fn(x)`` (``fn`` as for :func:`forward_in_chunks`), where chunked added into
+    ``out`` chunk by chunk, which saves concatenating the chunks and a separate addition.
+
+    Where chunked (CPU inference), ``out`` is overwritten: it must be a tensor nothing else
+    reads later, such as a fresh block output, or ``x`` itself (a residual; then ``x`` is not split
+    into bands of rows, whose context rows would read sums). Otherwise, and under CPU autocast
+    (where ``fn`` may return another dtype than ``out``), one addition as :func:`add_into` does.
+    """
+    chunks = plan_chunks(x, halo, max_pixels)
+    bands_of_x = out is x and chunks and chunks[0].out_rows != slice(None)
+    if not chunks or bands_of_x or torch.is_autocast_enabled('cpu'):
+        # One addition, into the fresh output of ``fn`` (``out`` may be kept for backward),
+        # unless ``fn`` is the identity.
+        branch = forward_in_chunks(fn, x, halo, max_pixels)
+        return out + x if branch is x else add_into(branch, out)
+    for chunk in chunks:
+        out[chunk.images, :, chunk.out_rows].add_(run_chunk(fn, x, chunk))
+    return out
 
 
 class ChunkedConvChain(nn.Sequential):
@@ -251,13 +313,29 @@ class ChunkedConvChain(nn.Sequential):
         self.halo = halo
         self.chunk_pixels = max(CHUNK_ELEMENTS // width, 1)
 
+    def branch(self, pre_norm: Optional[Callable] = None,
+               post: Optional[Callable] = None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The unchunked function ``post(chain(pre_norm(x)))`` (``pre_norm`` and ``post``:
+        optional per-pixel maps, such as a norm and a layer scale)."""
+
+        def apply(x: torch.Tensor) -> torch.Tensor:
+            x = super(ChunkedConvChain, self).forward(x if pre_norm is None else pre_norm(x))
+            return x if post is None else post(x)
+
+        return apply
+
     def forward(self, x: torch.Tensor, pre_norm: Optional[nn.Module] = None) -> torch.Tensor:
         """Apply the chain to ``x``, or to ``pre_norm(x)`` (a per-pixel norm, chunked along)."""
+        return forward_in_chunks(self.branch(pre_norm), x, self.halo, self.chunk_pixels)
 
-        def chain(t: torch.Tensor) -> torch.Tensor:
-            return super(ChunkedConvChain, self).forward(t if pre_norm is None else pre_norm(t))
-
-        return forward_in_chunks(chain, x, self.halo, self.chunk_pixels)
+    def add_to(self,
+               out: torch.Tensor,
+               x: torch.Tensor,
+               pre_norm: Optional[Callable] = None,
+               post: Optional[Callable] = None) -> torch.Tensor:
+        """``out + post(chain(pre_norm(x)))``, added into ``out`` chunk by chunk where chunked
+        (see :func:`add_in_chunks` for what ``out`` may be)."""
+        return add_in_chunks(self.branch(pre_norm, post), x, out, self.halo, self.chunk_pixels)
 
 
 def conv_mlp(embed_dims: int, mlp_ratio: float, dwconv: bool) -> ChunkedConvChain:
@@ -273,6 +351,13 @@ def conv_mlp(embed_dims: int, mlp_ratio: float, dwconv: bool) -> ChunkedConvChai
         nn.Conv2d(hidden, embed_dims, 1),
         halo=1 if dwconv else 0,
         width=hidden)
+
+
+def mlp_residual(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x + drop_path(ls2(mlp(norm2(x))))``, the MLP half of an NCHW block, added into ``x``
+    (the block's fresh residual sum)."""
+    return block.mlp.add_to(
+        x, x, pre_norm=block.norm2, post=lambda t: block.drop_path(block.ls2(t)))
 
 
 def pos_conv(embed_dims: int, kernel_size: int) -> nn.Module:
@@ -350,7 +435,7 @@ class GLMixBlock(BaseModule):
                       groups=embed_dims),
             nn.Conv2d(embed_dims, embed_dims, 1),
             halo=local_kernel // 2,
-            width=embed_dims) if local_kernel > 0 else nn.Identity()
+            width=embed_dims) if local_kernel > 0 else ChunkedConvChain(halo=0, width=embed_dims)
         self.norm2 = LayerNorm2d(embed_dims)
         self.mlp = conv_mlp(embed_dims, mlp_ratio, mlp_dwconv)
         self.ls1 = make_layer_scale(embed_dims, layer_scale, channels_first=True)
@@ -392,10 +477,10 @@ class GLMixBlock(BaseModule):
         x = self.pos_conv(x)
         y = self.norm1(x)
         # The slot output is a fresh map (its matmul does not keep it for backward), so the
-        # local branch is added into it, whether that branch is convolutions or the identity.
-        mixed = add_into(self.global_mixing(y, init_slots), self.feature_conv(y))
+        # local branch (convolutions, or the identity) is added into it.
+        mixed = self.feature_conv.add_to(self.global_mixing(y, init_slots), y)
         x = add_into(self.drop_path(self.ls1(mixed)), x)
-        return add_into(self.drop_path(self.ls2(self.mlp(x, pre_norm=self.norm2))), x)
+        return mlp_residual(self, x)
 
 
 class MHSABlock(BaseModule):
@@ -439,7 +524,7 @@ class MHSABlock(BaseModule):
         x = self.pos_conv(x).permute(0, 2, 3, 1)  # (B, H, W, C), a view
         y = window_self_attention(self.mha_op, self.norm1(x), self.window)
         x = add_into(self.drop_path(self.ls1(y)), x).permute(0, 3, 1, 2)
-        return add_into(self.drop_path(self.ls2(self.mlp(x, pre_norm=self.norm2))), x)
+        return mlp_residual(self, x)
 
 
 class MHSATokenBlock(BaseModule):

@@ -1,4 +1,6 @@
 """GLMix building blocks against plain, explicit formulations of the same math."""
+from typing import Optional
+
 import pytest
 import torch
 import torch.nn as nn
@@ -6,7 +8,8 @@ import torch.nn.functional as F
 
 from glmix_mm.models.glmix import (ChunkedConvChain, GLMixBlock, LayerNorm2d, MHSABlock,
                                    MHSATokenBlock, MultiheadSelfAttention, ResidualDWConv,
-                                   add_into, conv_mlp, forward_in_chunks, window_self_attention)
+                                   add_in_chunks, add_into, conv_mlp, forward_in_chunks,
+                                   window_self_attention)
 
 
 def randomize_(module: nn.Module, seed: int = 0) -> nn.Module:
@@ -82,12 +85,27 @@ def explicit_glmix(block: GLMixBlock, x: torch.Tensor) -> torch.Tensor:
     return x + block.drop_path(block.ls2(explicit_conv_mlp(block.mlp, block.norm2(x))))
 
 
+def set_chunk_pixels_(block: nn.Module, chunk_pixels: Optional[int]) -> None:
+    """Force the chunking of a block's conv chains (None: the default budget)."""
+    for chain in block.modules():
+        if isinstance(chain, ChunkedConvChain) and chunk_pixels is not None:
+            chain.chunk_pixels = chunk_pixels
+
+
+# Chunk budgets of the conv chains: the default (one call at these sizes), groups of whole images
+# (one 9x11 image each), bands of rows.
+CHUNK_PIXELS = [None, 120, 40]
+
+
 @pytest.mark.parametrize('slot_init', ['ada_avgpool', 'param'])
 @pytest.mark.parametrize('cpe_kernel,mlp_dwconv,layer_scale', [(0, False, None), (3, True, 0.5)])
-def test_glmix_block_matches_explicit_clustering(slot_init, cpe_kernel, mlp_dwconv, layer_scale):
+@pytest.mark.parametrize('chunk_pixels', CHUNK_PIXELS)
+def test_glmix_block_matches_explicit_clustering(slot_init, cpe_kernel, mlp_dwconv, layer_scale,
+                                                 chunk_pixels):
     block = randomize_(
         GLMixBlock(32, 2, num_slots=16, slot_init=slot_init, cpe_kernel=cpe_kernel,
                    mlp_dwconv=mlp_dwconv, layer_scale=layer_scale, mlp_ratio=2))
+    set_chunk_pixels_(block, chunk_pixels)
     x = torch.randn(2, 32, 9, 11)
     with torch.no_grad():
         torch.testing.assert_close(block(x), explicit_glmix(block, x), rtol=1e-4, atol=1e-4)
@@ -107,9 +125,11 @@ def test_glmix_block_rejects_bad_slot_settings():
 
 
 @pytest.mark.parametrize('channels_last', [False, True])
-def test_mhsa_blocks_match_explicit_transformer_block(channels_last):
+@pytest.mark.parametrize('chunk_pixels', [None, 30, 10])  # one call, image groups, row bands
+def test_mhsa_blocks_match_explicit_transformer_block(channels_last, chunk_pixels):
     nchw = randomize_(MHSABlock(32, 4, mlp_ratio=2, cpe_kernel=3, mlp_dwconv=True,
                                 layer_scale=0.5))
+    set_chunk_pixels_(nchw, chunk_pixels)
     tokens = randomize_(MHSATokenBlock(32, 4, mlp_ratio=2))
     x = torch.randn(2, 32, 4, 6)
     with torch.no_grad():
@@ -256,6 +276,43 @@ def test_forward_in_chunks_equals_one_call(shape, max_pixels):
     x.requires_grad_()
     forward_in_chunks(counted, x, 3, max_pixels).sum().backward()
     assert len(calls) == 1 and x.grad is not None
+
+
+@pytest.mark.parametrize('shape,max_pixels,into_x,in_place', [
+    ((5, 8, 6, 7), 100, False, True),  # groups of whole images
+    ((5, 8, 6, 7), 100, True, True),  # groups of whole images, added into the input itself
+    ((2, 8, 23, 9), 40, False, True),  # bands of rows
+    ((2, 8, 23, 9), 40, True, False),  # bands of the input itself: one addition
+    ((3, 8, 4, 4), 1000, False, False),  # one chunk: one addition
+])
+def test_add_in_chunks_equals_one_addition(shape, max_pixels, into_x, in_place):
+    chain = randomize_(ChunkedConvChain(
+        nn.Conv2d(8, 12, 1), nn.Conv2d(12, 12, 5, padding=2, groups=12), nn.GELU(),
+        nn.Conv2d(12, 8, 1), halo=2, width=12))
+    plain = chain.branch()
+    x = torch.randn(shape)
+    out = x if into_x else torch.randn(shape)
+    with torch.no_grad():
+        ref = out + plain(x)
+        got = add_in_chunks(plain, x, out, 2, max_pixels)
+    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
+    assert (got is out) == in_place
+
+
+def test_add_in_chunks_leaves_inputs_alone_while_autograd_records():
+    identity = ChunkedConvChain(halo=0, width=8)
+    x = torch.randn(4, 8, 5, 5, requires_grad=True)
+    out = torch.randn(4, 8, 5, 5, requires_grad=True)
+    before = x.detach().clone(), out.detach().clone()
+    got = identity.add_to(out * 1, x, post=lambda t: 2 * t)
+    got.sum().backward()
+    assert torch.equal(x.detach(), before[0]) and torch.equal(out.detach(), before[1])
+    assert torch.equal(x.grad, torch.full_like(x, 2.))
+    assert torch.equal(out.grad, torch.ones_like(out))
+    # The identity without ``post``: ``out + x``, neither written into.
+    got = identity.add_to(out * 1, x)
+    torch.testing.assert_close(got, out + x)
+    assert torch.equal(x.detach(), before[0])
 
 
 def test_conv_mlp_chunking_with_pre_norm_matches_plain_mlp():
