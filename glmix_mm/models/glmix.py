@@ -222,6 +222,11 @@ class Chunk(NamedTuple):
     kept: slice  #: the rows of its output that are kept (relative to ``rows``)
     out_rows: slice  #: where those rows belong in the whole output
 
+    @property
+    def is_band(self) -> bool:
+        """A band of rows of one image (not a group of whole images)."""
+        return self.out_rows != slice(None)
+
 
 def plan_chunks(x: torch.Tensor, halo: int, max_pixels: int) -> List[Chunk]:
     """Chunks of at most about ``max_pixels`` pixels of the NCHW map ``x``, for a computation
@@ -270,7 +275,7 @@ def forward_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tenso
     if not chunks:
         return fn(x)
     pieces = [run_chunk(fn, x, chunk) for chunk in chunks]
-    if chunks[0].out_rows == slice(None):
+    if not chunks[0].is_band:
         return torch.cat(pieces)
     bands = len(chunks) // x.shape[0]
     return torch.cat([torch.cat(pieces[i:i + bands], dim=2) for i in range(0, len(pieces), bands)])
@@ -287,7 +292,7 @@ def add_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, o
     (where ``fn`` may return another dtype than ``out``), one addition as :func:`add_into` does.
     """
     chunks = plan_chunks(x, halo, max_pixels)
-    bands_of_x = out is x and chunks and chunks[0].out_rows != slice(None)
+    bands_of_x = out is x and chunks and chunks[0].is_band
     if not chunks or bands_of_x or torch.is_autocast_enabled('cpu'):
         # One addition, into the fresh output of ``fn`` (``out`` may be kept for backward),
         # unless ``fn`` is the identity.
