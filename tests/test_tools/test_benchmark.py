@@ -5,6 +5,7 @@ Tiny inputs (64x64 or less, one or two timed rounds); the whole file takes about
 cores, a fourth of it in the fresh process of the memory test (which imports the OpenMMLab
 stack again: peak memory cannot be measured in a process that has run other models before).
 """
+import mmap
 import os.path as osp
 import sys
 import types
@@ -64,10 +65,33 @@ def test_rounds_alternate_in_rotated_order():
         spec = benchmark.ModelSpec(label, 'r50')
         return benchmark.Benchmarked(spec, torch.nn.Identity(), lambda: calls.append(label), 0)
 
-    times, _ = benchmark.run_rounds([entry('a'), entry('b'), entry('c')], 'cpu', warmup=1,
-                                    repeats=2)
+    rounds = benchmark.run_rounds([entry('a'), entry('b'), entry('c')], 'cpu', warmup=1,
+                                  repeats=2)
     assert calls == ['a', 'b', 'c', 'b', 'c', 'a', 'c', 'a', 'b']
-    assert {k: len(v) for k, v in times.items()} == {'a': 2, 'b': 2, 'c': 2}
+    assert {k: len(v) for k, v in rounds.times.items()} == {'a': 2, 'b': 2, 'c': 2}
+    assert {k: len(v) for k, v in rounds.page_faults.items()} == {'a': 2, 'b': 2, 'c': 2}
+
+
+def touch_fresh_memory(size: int = 2**26) -> None:
+    """Map ``size`` bytes fresh from the OS and write one byte per 4 KiB page."""
+    with mmap.mmap(-1, size) as memory:
+        for offset in range(0, size, 4096):
+            memory[offset] = 1
+
+
+def test_page_faults_count_first_touches_of_fresh_memory():
+    # 64 MiB of fresh pages per step: 16384 faults with 4 KiB pages, at least 32 with 2 MiB
+    # transparent huge pages.
+    entries = [
+        benchmark.Benchmarked(benchmark.ModelSpec('touch', 'r50'), torch.nn.Identity(),
+                              touch_fresh_memory, 0),
+        benchmark.Benchmarked(benchmark.ModelSpec('noop', 'r50'), torch.nn.Identity(),
+                              lambda: None, 0)
+    ]
+    rounds = benchmark.run_rounds(entries, 'cpu', warmup=1, repeats=3)
+    assert min(rounds.page_faults['touch']) >= 32
+    rows = benchmark.summarize(entries, rounds.times, 1, 'noop', rounds.peaks, rounds.page_faults)
+    assert rows[0].faults_per_step >= 32 > rows[1].faults_per_step
 
 
 @pytest.mark.parametrize('mode', ['infer', 'train'])

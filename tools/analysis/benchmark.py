@@ -37,6 +37,9 @@ minus what was allocated before the step). On the CPU the peak resident set size
 process-wide, so ``--memory`` measures each model in a fresh process: resident memory after one
 step (``VmHWM``, the high-water mark, reset after building) minus that after building the model
 and its input. That first step includes one-off costs (lazily loaded kernels, allocator caches).
+On the CPU the report also gives each model's minor page faults per timed step: first touches of
+memory fresh from the OS, which large short-lived tensors cause when the allocator returns them
+to the OS between steps, and which cost time.
 
 ``--profile N`` then runs each model N more steps under the PyTorch profiler and prints its
 operator self time per step by kernel class (dense convolutions, depth-wise convolutions,
@@ -73,7 +76,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -164,7 +167,8 @@ class Benchmarked:
 @dataclass
 class Result:
     """One row of the tables. Latencies in ms; ``speed_vs_ref`` is ref median / own median
-    (above 1: faster than the reference); ``peak_mib`` is None when not measured."""
+    (above 1: faster than the reference); ``peak_mib`` is None when not measured;
+    ``faults_per_step`` is the median count of minor page faults in a timed CPU step."""
     label: str
     params_m: float
     median_ms: float
@@ -172,6 +176,7 @@ class Result:
     images_per_s: float
     speed_vs_ref: float
     peak_mib: Optional[float] = None
+    faults_per_step: Optional[float] = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -597,14 +602,31 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def timed_run(entry: Benchmarked, device: str) -> Tuple[float, Optional[float]]:
-    """Run one step: its latency in seconds and, on CUDA, the memory beyond what was allocated
-    before it (MiB)."""
+def _minor_page_faults() -> Optional[int]:
+    """Minor page faults of this process so far (None where ``resource`` is missing)."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+class Step(NamedTuple):
+    """One timed step: latency (s); on CUDA the memory beyond what was allocated before it
+    (MiB); on the CPU the minor page faults during it (first touches of fresh memory)."""
+    seconds: float
+    peak_mib: Optional[float]
+    page_faults: Optional[int]
+
+
+def timed_run(entry: Benchmarked, device: str) -> Step:
+    """Run one step of ``entry`` and measure it."""
     before = 0
     if device == 'cuda':
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
         before = torch.cuda.memory_allocated()
+    faults = _minor_page_faults() if device == 'cpu' else None
     start = time.perf_counter()
     try:
         entry.step()
@@ -613,42 +635,58 @@ def timed_run(entry: Benchmarked, device: str) -> Tuple[float, Optional[float]]:
         raise RuntimeError(f'{entry.spec.label} failed: {type(error).__name__}: {error}') \
             from error
     elapsed = time.perf_counter() - start
+    if faults is not None:
+        faults = _minor_page_faults() - faults
     peak = (torch.cuda.max_memory_allocated() - before) / MIB if device == 'cuda' else None
-    return elapsed, peak
+    return Step(elapsed, peak, faults)
 
 
-def run_rounds(entries: Sequence[Benchmarked], device: str, warmup: int, repeats: int
-               ) -> Tuple[Dict[str, List[float]], Dict[str, Optional[float]]]:
-    """Alternate the models: every round runs each once, the order rotated by one per round.
+class Rounds(NamedTuple):
+    """Per label: the timed latencies (s), on CUDA the largest per-step memory (MiB), on the
+    CPU the page faults of each timed step."""
+    times: Dict[str, List[float]]
+    peaks: Dict[str, Optional[float]]
+    page_faults: Dict[str, List[int]]
 
-    Returns the timed latencies (s) per label and, on CUDA, the largest per-step memory (MiB).
-    """
-    times: Dict[str, List[float]] = {e.spec.label: [] for e in entries}
-    peaks: Dict[str, Optional[float]] = {e.spec.label: None for e in entries}
+
+def run_rounds(entries: Sequence[Benchmarked], device: str, warmup: int,
+               repeats: int) -> Rounds:
+    """Alternate the models: every round runs each once, the order rotated by one per round."""
+    rounds = Rounds({e.spec.label: [] for e in entries}, {e.spec.label: None for e in entries},
+                    {e.spec.label: [] for e in entries})
     for round_index in range(warmup + repeats):
         shift = round_index % len(entries)
         for entry in list(entries[shift:]) + list(entries[:shift]):
-            elapsed, peak = timed_run(entry, device)
+            step = timed_run(entry, device)
             if round_index < warmup:
                 continue
-            times[entry.spec.label].append(elapsed)
-            if peak is not None:
-                peaks[entry.spec.label] = max(peak, peaks[entry.spec.label] or 0.)
-    return times, peaks
+            label = entry.spec.label
+            rounds.times[label].append(step.seconds)
+            if step.peak_mib is not None:
+                rounds.peaks[label] = max(step.peak_mib, rounds.peaks[label] or 0.)
+            if step.page_faults is not None:
+                rounds.page_faults[label].append(step.page_faults)
+    return rounds
 
 
-def summarize(entries: Sequence[Benchmarked], times: Dict[str, List[float]], batch: int,
-              ref: str, peaks: Optional[Dict[str, Optional[float]]] = None) -> List[Result]:
+def summarize(entries: Sequence[Benchmarked],
+              times: Dict[str, List[float]],
+              batch: int,
+              ref: str,
+              peaks: Optional[Dict[str, Optional[float]]] = None,
+              page_faults: Optional[Dict[str, List[int]]] = None) -> List[Result]:
     """Rows of the tables, with speeds relative to ``ref``."""
     ref_median = statistics.median(times[ref])
     rows = []
     for entry in entries:
         label = entry.spec.label
         median = statistics.median(times[label])
+        faults = (page_faults or {}).get(label)
         rows.append(Result(label=label, params_m=entry.params / 1e6, median_ms=median * 1e3,
                            min_ms=min(times[label]) * 1e3, images_per_s=batch / median,
                            speed_vs_ref=ref_median / median,
-                           peak_mib=(peaks or {}).get(label)))
+                           peak_mib=(peaks or {}).get(label),
+                           faults_per_step=statistics.median(faults) if faults else None))
     return rows
 
 
@@ -885,6 +923,10 @@ def print_report(rows: Sequence[Result], ref: str, args: argparse.Namespace,
     print(f'speed vs {ref} = its median latency / the model\'s median latency '
           '(above 1: faster than the reference)')
     print(format_table(rows, ref))
+    faults = [f'{r.label} {r.faults_per_step:.0f}' for r in rows if r.faults_per_step is not None]
+    if faults:
+        print('minor page faults per timed step (median; first touches of memory fresh from the '
+              'OS): ' + ', '.join(faults))
     for (ours, theirs), diff in diffs.items():
         print(f'{ours} with the weights of {theirs}: largest relative output difference '
               f'{diff:.1e}')
@@ -904,14 +946,14 @@ def benchmark(args: argparse.Namespace
     x = make_input(args.shape_tuple, args.device, args.seed)
     entries = [build_benchmarked(spec, args, x) for spec in args.specs]
     diffs = share_upstream_weights(entries, x, args.amp)
-    times, peaks = run_rounds(entries, args.device, args.warmup, args.repeats)
+    times, peaks, page_faults = run_rounds(entries, args.device, args.warmup, args.repeats)
     for entry in entries if args.profile else []:
         print(format_profile(entry.spec.label, profile_entry(entry, args.device, args.profile),
                              args.profile, args.top, args.device) + '\n')
     if args.memory and args.device == 'cpu':
         peaks = {e.spec.label: memory_in_subprocess(args, e.spec.label) for e in entries}
     ref = args.ref or entries[0].spec.label
-    return summarize(entries, times, args.shape_tuple[0], ref, peaks), diffs
+    return summarize(entries, times, args.shape_tuple[0], ref, peaks, page_faults), diffs
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[Result]:
