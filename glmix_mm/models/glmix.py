@@ -9,7 +9,7 @@ Parameter names follow the released GLNet checkpoints, so that those load withou
 All tensors are NCHW unless a name says ``tokens`` (``(B, L, C)``).
 """
 import math
-from typing import Callable, List, NamedTuple, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -145,19 +145,6 @@ def check_window(window: Optional[int]) -> Optional[int]:
     return window
 
 
-def add_into(branch: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """``x + branch``, written into ``branch`` where that gives the same result.
-
-    ``branch`` must be a fresh block-branch output that autograd does not keep (outputs of
-    convolutions, linears, layer scales and drop path are not saved for backward). Adding in
-    place saves allocating and first-touching one more full feature map per residual, which on
-    CPU costs as much as the addition itself.
-    """
-    if branch.shape == x.shape and branch.dtype == torch.result_type(branch, x):
-        return branch.add_(x)
-    return x + branch
-
-
 class ResidualDWConv(nn.Conv2d):
     """``x + DWConv(x)``: GLNet's conv position embedding and the depth-wise conv in its MLPs.
 
@@ -180,189 +167,29 @@ class ResidualDWConv(nn.Conv2d):
         return self._conv_forward(x, self.weight + self.identity, self.bias)
 
 
-# Size, in tensor elements, of the widest intermediate map of a cache-blocked conv chain
-# (6 MiB in fp32). In CPU inference, running GLNet's pixel-wise conv chains on chunks of this
-# size keeps their intermediate maps in cache and allocator-reused memory: on 2 cores, the
-# stage-1 MLP of GLNet-4G took 11 ms instead of 29 ms (8x64x56x56) and 31 ms instead of 69 ms
-# (1x64x200x320); smaller and larger budgets were slower.
-CHUNK_ELEMENTS = 3 * 2**19
-
-
-def chunking_applies(x: torch.Tensor) -> bool:
-    """Whether a computation on ``x`` may be split into chunks: CPU inference only.
-
-    Not while autograd records (chunks would keep more for backward: halo rows, concatenated
-    copies) nor while tracing (a traced graph, e.g. for FLOP counting, stays one call).
-    """
-    recording = torch.is_grad_enabled() and x.requires_grad
-    return x.device.type == 'cpu' and not recording and not torch.jit.is_tracing()
-
-
-def image_groups(num_images: int, max_images: int) -> List[slice]:
-    """Consecutive groups of at most ``max_images`` (at least 1) images, of balanced sizes."""
-    num_groups = -(-num_images // max(max_images, 1))
-    size = -(-num_images // num_groups)
-    return [slice(i, i + size) for i in range(0, num_images, size)]
-
-
-def forward_by_images(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-                      max_images: int) -> torch.Tensor:
-    """``fn(x)`` computed on groups of at most ``max_images`` whole images (the first dim of
-    ``x``), of balanced sizes, and concatenated. ``fn`` must treat images independently."""
-    groups = image_groups(x.shape[0], max_images)
-    if len(groups) == 1:
-        return fn(x)
-    return torch.cat([fn(x[images]) for images in groups])
-
-
-class Chunk(NamedTuple):
-    """A chunk of an NCHW map (see :func:`plan_chunks`)."""
-    images: slice  #: the images it covers
-    rows: slice  #: the input rows it reads, context rows included
-    kept: slice  #: the rows of its output that are kept (relative to ``rows``)
-    out_rows: slice  #: where those rows belong in the whole output
-
-    @property
-    def is_band(self) -> bool:
-        """A band of rows of one image (not a group of whole images)."""
-        return self.out_rows != slice(None)
-
-
-def plan_chunks(x: torch.Tensor, halo: int, max_pixels: int) -> List[Chunk]:
-    """Chunks of at most about ``max_pixels`` pixels of the NCHW map ``x``, for a computation
-    whose output row ``r`` depends only on input rows ``r - halo .. r + halo`` (zero padding at
-    the borders) and that treats images independently.
-
-    Chunks are groups of whole images, or bands of rows of one image extended by ``halo`` rows of
-    context on each side (whose outputs are dropped). Empty (compute in one call) when ``x`` fits
-    or where :func:`chunking_applies` says no.
-    """
-    B, _, H, W = x.shape
-    if B * H * W <= max_pixels or not chunking_applies(x):
-        return []
-    whole = slice(None)
-    if H * W <= max_pixels:
-        return [Chunk(images, whole, whole, whole)
-                for images in image_groups(B, max_pixels // (H * W))]
-    rows = -(-H // -(-H * W // max_pixels))  # bands of equal height
-    chunks = []
-    for b in range(B):
-        for start in range(0, H, rows):
-            stop = min(start + rows, H)
-            lo, hi = max(start - halo, 0), min(stop + halo, H)
-            chunks.append(
-                Chunk(slice(b, b + 1), slice(lo, hi), slice(start - lo, stop - lo),
-                      slice(start, stop)))
-    return chunks
-
-
-def run_chunk(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
-              chunk: Chunk) -> torch.Tensor:
-    """The kept rows of ``fn`` applied to one chunk of ``x``."""
-    return fn(x[chunk.images, :, chunk.rows])[:, :, chunk.kept]
-
-
-def forward_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, halo: int,
-                      max_pixels: int) -> torch.Tensor:
-    """``fn(x)`` for an NCHW map, computed on the chunks of :func:`plan_chunks` (CPU inference)
-    and concatenated: the same result, with less memory traffic.
-
-    ``fn`` must treat images independently (no batch statistics) and let output row ``r``
-    depend only on input rows ``r - halo .. r + halo``, with zero padding at the borders (a chain
-    of pixel-wise layers and padded convolutions).
-    """
-    chunks = plan_chunks(x, halo, max_pixels)
-    if not chunks:
-        return fn(x)
-    pieces = [run_chunk(fn, x, chunk) for chunk in chunks]
-    if not chunks[0].is_band:
-        return torch.cat(pieces)
-    bands = len(chunks) // x.shape[0]
-    return torch.cat([torch.cat(pieces[i:i + bands], dim=2) for i in range(0, len(pieces), bands)])
-
-
-def add_in_chunks(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, out: torch.Tensor,
-                  halo: int, max_pixels: int) -> torch.Tensor:
-    """``out + fn(x)`` (``fn`` as for :func:`forward_in_chunks`), where chunked added into
-    ``out`` chunk by chunk, which saves concatenating the chunks and a separate addition.
-
-    Where chunked (CPU inference), ``out`` is overwritten: it must be a tensor nothing else
-    reads later, such as a fresh block output, or ``x`` itself (a residual; then ``x`` is not split
-    into bands of rows, whose context rows would read sums). Otherwise, and under CPU autocast
-    (where ``fn`` may return another dtype than ``out``), one addition as :func:`add_into` does.
-    """
-    chunks = plan_chunks(x, halo, max_pixels)
-    bands_of_x = out is x and chunks and chunks[0].is_band
-    if not chunks or bands_of_x or torch.is_autocast_enabled('cpu'):
-        # One addition, into the fresh output of ``fn`` (``out`` may be kept for backward),
-        # unless ``fn`` is the identity.
-        branch = forward_in_chunks(fn, x, halo, max_pixels)
-        return out + x if branch is x else add_into(branch, out)
-    for chunk in chunks:
-        out[chunk.images, :, chunk.out_rows].add_(run_chunk(fn, x, chunk))
-    return out
-
-
-class ChunkedConvChain(nn.Sequential):
-    """A sequence of pixel-wise layers and padded convolutions, computed on CPU in chunks of about
-    :data:`CHUNK_ELEMENTS` elements of its widest map (see :func:`forward_in_chunks`).
-
-    Args:
-        *layers (nn.Module): The layers, indexed like an ``nn.Sequential``.
-        halo (int): Rows of context the chain needs on each side (sum of the kernel radii).
-        width (int): Channels of the widest map in the chain.
-    """
-
-    def __init__(self, *layers: nn.Module, halo: int, width: int) -> None:
-        super().__init__(*layers)
-        self.halo = halo
-        self.chunk_pixels = max(CHUNK_ELEMENTS // width, 1)
-
-    def branch(self, pre_norm: Optional[Callable] = None,
-               post: Optional[Callable] = None) -> Callable[[torch.Tensor], torch.Tensor]:
-        """The unchunked function ``post(chain(pre_norm(x)))`` (``pre_norm`` and ``post``:
-        optional per-pixel maps, such as a norm and a layer scale)."""
-
-        def apply(x: torch.Tensor) -> torch.Tensor:
-            x = super(ChunkedConvChain, self).forward(x if pre_norm is None else pre_norm(x))
-            return x if post is None else post(x)
-
-        return apply
-
-    def forward(self, x: torch.Tensor, pre_norm: Optional[nn.Module] = None) -> torch.Tensor:
-        """Apply the chain to ``x``, or to ``pre_norm(x)`` (a per-pixel norm, chunked along)."""
-        return forward_in_chunks(self.branch(pre_norm), x, self.halo, self.chunk_pixels)
-
-    def add_to(self,
-               out: torch.Tensor,
-               x: torch.Tensor,
-               pre_norm: Optional[Callable] = None,
-               post: Optional[Callable] = None) -> torch.Tensor:
-        """``out + post(chain(pre_norm(x)))``, added into ``out`` chunk by chunk where chunked
-        (see :func:`add_in_chunks` for what ``out`` may be)."""
-        return add_in_chunks(self.branch(pre_norm, post), x, out, self.halo, self.chunk_pixels)
-
-
-def conv_mlp(embed_dims: int, mlp_ratio: float, dwconv: bool) -> ChunkedConvChain:
+def conv_mlp(embed_dims: int, mlp_ratio: float, dwconv: bool) -> nn.Sequential:
     """The per-pixel MLP of NCHW blocks: 1x1 conv, optional residual 3x3 DW conv, GELU, 1x1.
 
     The identity placeholder keeps the parameter indices of the released checkpoints.
     """
     hidden = int(mlp_ratio * embed_dims)
-    return ChunkedConvChain(
+    return nn.Sequential(
         nn.Conv2d(embed_dims, hidden, 1),
         ResidualDWConv(hidden) if dwconv else nn.Identity(),
         nn.GELU(),
-        nn.Conv2d(hidden, embed_dims, 1),
-        halo=1 if dwconv else 0,
-        width=hidden)
+        nn.Conv2d(hidden, embed_dims, 1))
 
 
-def mlp_residual(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``x + drop_path(ls2(mlp(norm2(x))))``, the MLP half of an NCHW block, added into ``x``
-    (the block's fresh residual sum)."""
-    return block.mlp.add_to(
-        x, x, pre_norm=block.norm2, post=lambda t: block.drop_path(block.ls2(t)))
+def local_convs(embed_dims: int, kernel_size: int) -> nn.Module:
+    """The local branch of a GLMix block: 1x1 conv, ``kernel_size`` depth-wise conv, 1x1 conv
+    (an identity if ``kernel_size`` is 0)."""
+    if kernel_size == 0:
+        return nn.Identity()
+    return nn.Sequential(
+        nn.Conv2d(embed_dims, embed_dims, 1),
+        nn.Conv2d(embed_dims, embed_dims, kernel_size, padding=kernel_size // 2,
+                  groups=embed_dims),
+        nn.Conv2d(embed_dims, embed_dims, 1))
 
 
 def pos_conv(embed_dims: int, kernel_size: int) -> nn.Module:
@@ -377,8 +204,36 @@ def nchw_to_tokens(x: torch.Tensor) -> torch.Tensor:
 
 
 def tokens_to_nchw(tokens: torch.Tensor, hw: Tuple[int, int]) -> torch.Tensor:
-    """``(B, H*W, C)`` -> ``(B, C, H, W)``."""
-    return tokens.transpose(1, 2).unflatten(2, hw)
+    """``(B, H*W, C)`` -> ``(B, C, H, W)`` (a view: channels-last memory)."""
+    B, _, C = tokens.shape
+    return tokens.transpose(1, 2).reshape(B, C, *hw)
+
+
+def adaptive_pooling_matrix(length: int, bins: int, like: torch.Tensor) -> torch.Tensor:
+    """The ``(bins, length)`` matrix of 1-D adaptive average pooling (bin ``i`` averages
+    positions ``floor(i * length / bins)`` to ``ceil((i + 1) * length / bins) - 1``, as
+    :func:`torch.nn.functional.adaptive_avg_pool2d` does along each axis).
+
+    Built with tensor operations from ``length``, so that a captured graph (ONNX,
+    ``torch.export``, ``torch.compile(dynamic=True)``) computes the bins from the input's size
+    instead of freezing those of the example size. ``like`` gives the dtype and device.
+    """
+    index = torch.arange(bins, device=like.device)
+    start = torch.div(index * length, bins, rounding_mode='floor')
+    end = torch.div((index + 1) * length + bins - 1, bins, rounding_mode='floor')
+    position = torch.arange(length, device=like.device)
+    inside = (position >= start[:, None]) & (position < end[:, None])
+    return inside.to(like.dtype) / (end - start)[:, None].to(like.dtype)
+
+
+def adaptive_avg_pool_tokens(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``adaptive_avg_pool2d(x, size)`` of an NCHW map as ``(B, size * size, C)`` tokens
+    (row-major over the output grid), computed as two averaging-matrix products."""
+    B, C, H, W = x.shape
+    pixels = x.permute(0, 2, 3, 1)  # (B, H, W, C), a view of a channels-last map
+    rows = adaptive_pooling_matrix(W, size, x) @ pixels  # (B, H, size, C)
+    grid = adaptive_pooling_matrix(H, size, x) @ rows.reshape(B, H, size * C)
+    return grid.reshape(B, size * size, C)
 
 
 class GLMixBlock(BaseModule):
@@ -434,13 +289,7 @@ class GLMixBlock(BaseModule):
         self.slot_init = slot_init
         self.norm1 = LayerNorm2d(embed_dims)
         self.relation_mha = MultiheadSelfAttention(embed_dims, num_heads)
-        self.feature_conv = ChunkedConvChain(
-            nn.Conv2d(embed_dims, embed_dims, 1),
-            nn.Conv2d(embed_dims, embed_dims, local_kernel, padding=local_kernel // 2,
-                      groups=embed_dims),
-            nn.Conv2d(embed_dims, embed_dims, 1),
-            halo=local_kernel // 2,
-            width=embed_dims) if local_kernel > 0 else ChunkedConvChain(halo=0, width=embed_dims)
+        self.feature_conv = local_convs(embed_dims, local_kernel)
         self.norm2 = LayerNorm2d(embed_dims)
         self.mlp = conv_mlp(embed_dims, mlp_ratio, mlp_dwconv)
         self.ls1 = make_layer_scale(embed_dims, layer_scale, channels_first=True)
@@ -451,7 +300,7 @@ class GLMixBlock(BaseModule):
         """Slot initialisation ``(B or 1, num_slots, C)`` from the block input ``x``."""
         if self.slot_init == 'param':
             return self.init_slots
-        return nchw_to_tokens(F.adaptive_avg_pool2d(x, self.pool_size))
+        return adaptive_avg_pool_tokens(x, self.pool_size)
 
     def assignment_logits(self, pixels: torch.Tensor, init_slots: torch.Tensor) -> torch.Tensor:
         """``A^T``, shape ``(B, H*W, num_slots)``, for normalised pixels ``(B, H*W, C)``."""
@@ -481,11 +330,8 @@ class GLMixBlock(BaseModule):
         init_slots = self.initial_slots(x)
         x = self.pos_conv(x)
         y = self.norm1(x)
-        # The slot output is a fresh map (its matmul does not keep it for backward), so the
-        # local branch (convolutions, or the identity) is added into it.
-        mixed = self.feature_conv.add_to(self.global_mixing(y, init_slots), y)
-        x = add_into(self.drop_path(self.ls1(mixed)), x)
-        return mlp_residual(self, x)
+        x = x + self.drop_path(self.ls1(self.global_mixing(y, init_slots) + self.feature_conv(y)))
+        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 
 
 class MHSABlock(BaseModule):
@@ -525,11 +371,16 @@ class MHSABlock(BaseModule):
         self.ls2 = make_layer_scale(embed_dims, layer_scale, channels_first=True)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def attention_residual(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention half of the block: ``x + drop_path(ls1(MHSA(norm1(pos_conv(x)))))``,
+        with the position embedding ``pos_conv(x)`` as the residual."""
         x = self.pos_conv(x).permute(0, 2, 3, 1)  # (B, H, W, C), a view
         y = window_self_attention(self.mha_op, self.norm1(x), self.window)
-        x = add_into(self.drop_path(self.ls1(y)), x).permute(0, 3, 1, 2)
-        return mlp_residual(self, x)
+        return (x + self.drop_path(self.ls1(y))).permute(0, 3, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.attention_residual(x)
+        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
 
 
 class MHSATokenBlock(BaseModule):
@@ -570,5 +421,5 @@ class MHSATokenBlock(BaseModule):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         y = window_self_attention(self.mha_op, self.norm1(tokens), self.window)
-        tokens = add_into(self.drop_path(self.ls1(y)), tokens)
-        return add_into(self.drop_path(self.ls2(self.mlp(self.norm2(tokens)))), tokens)
+        tokens = tokens + self.drop_path(self.ls1(y))
+        return tokens + self.drop_path(self.ls2(self.mlp(self.norm2(tokens))))

@@ -16,10 +16,10 @@ from mmengine.model.weight_init import constant_init, trunc_normal_init
 
 from glmix_mm.registry import register_model
 
+from . import cpu_blocking
 from .checkpoint import StateDict, load_pretrained
 from .freezing import batch_norms_to_eval, freeze
-from .glmix import (CHUNK_ELEMENTS, GLMixBlock, MHSABlock, MHSATokenBlock, check_window,
-                    chunking_applies, forward_by_images)
+from .glmix import GLMixBlock, MHSABlock, MHSATokenBlock, check_window
 
 # Token mixers of a stage: every block GLMix, every block MHSA on NCHW maps, every block a plain
 # transformer block on tokens (last stage of the STL layout), or GLMix and MHSA alternating,
@@ -48,11 +48,15 @@ class GLNetStage(BaseModule):
         self.token_blocks = token_blocks
         self.with_cp = with_cp
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cache_blocking: bool = False) -> torch.Tensor:
+        """Apply the blocks to the NCHW map ``x``; ``cache_blocking``: run them with
+        :mod:`~glmix_mm.models.cpu_blocking` (eager CPU inference, same results)."""
         if self.token_blocks:
             x = x.permute(0, 2, 3, 1)
         for block in self.blocks:
-            if self.with_cp and x.requires_grad:
+            if cache_blocking:
+                x = cpu_blocking.block_forward(block, x)
+            elif self.with_cp and x.requires_grad:
                 x = cp.checkpoint(block, x, use_reentrant=False)
             else:
                 x = block(x)
@@ -95,9 +99,11 @@ def _non_overlapped_patch_embeds(embed_dims: Sequence[int], in_channels: int,
 
 
 def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Zero-pad the bottom and right of an NCHW map to a multiple of ``multiple``."""
-    pad_h, pad_w = (-x.shape[2]) % multiple, (-x.shape[3]) % multiple
-    return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
+    """Zero-pad the bottom and right of an NCHW map to a multiple of ``multiple`` (padding by
+    zero rows is a copy: no branch on the size, so that captured graphs pad at every size)."""
+    if multiple == 1:
+        return x
+    return F.pad(x, (0, (-x.shape[3]) % multiple, 0, (-x.shape[2]) % multiple))
 
 
 @register_model
@@ -196,6 +202,9 @@ class GLNet(BaseModule):
         out_indices = [i + 4 if i < 0 else i for i in out_indices]
         if not out_indices or any(i not in range(4) for i in out_indices):
             raise ValueError(f'out_indices must be stage indices in 0..3, got {out_indices}.')
+        if len(set(out_indices)) != len(out_indices):
+            raise ValueError(f'out_indices names a stage twice: {out_indices}; each stage is '
+                             'returned once.')
         if frozen_stages not in range(-1, 5):
             raise ValueError(f'frozen_stages must be in -1..4, got {frozen_stages}.')
         self.in_channels = in_channels
@@ -210,13 +219,12 @@ class GLNet(BaseModule):
         if settings['patch_embed'] == 'overlapped':
             self.downsample_layers = _overlapped_patch_embeds(embed_dims, in_channels, norm_cfg)
             self.pad_multiples = (1, 1, 1, 1)  # padded convolutions take any size
-            self.stem_width = embed_dims[0] / 8  # widest stem map per input pixel: C/2 at 1/2
         else:
             self.downsample_layers = _non_overlapped_patch_embeds(embed_dims, in_channels,
                                                                   norm_cfg)
             self.pad_multiples = (4, 2, 2, 2)  # pad to whole patches instead of cropping
-            self.stem_width = embed_dims[0] / 16  # widest stem map per input pixel: C at 1/4
 
+        self.stem_elements = cpu_blocking.stem_elements_per_pixel(self.downsample_layers[0])
         drop_path_rates = torch.linspace(0, drop_path_rate, sum(settings['depths'])).tolist()
         self.stages = nn.ModuleList()
         for i, depth in enumerate(settings['depths']):
@@ -328,30 +336,28 @@ class GLNet(BaseModule):
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self._check_input(x)
+        # The one switch of the execution strategy: eager CPU inference runs cache-blocked
+        # (same results); training and every graph capture run the plain model.
+        blocked = cpu_blocking.applies(x, self)
         outs = []
         for i in range(4):
-            x = self.stages[i](self._embed(i, _pad_to_multiple(x, self.pad_multiples[i])))
+            x = self._embed(i, _pad_to_multiple(x, self.pad_multiples[i]), blocked)
+            x = self.stages[i](x, cache_blocking=blocked)
             if i in self.out_indices:
                 outs.append(getattr(self, f'norm{i}')(x).contiguous())
         return tuple(outs)
 
-    def _embed(self, index: int, x: torch.Tensor) -> torch.Tensor:
-        """Patch embedding ``index``, its output in the blocks' memory layout.
-
-        In CPU inference the stem runs on groups of images whose widest map fits
-        :data:`~glmix_mm.models.glmix.CHUNK_ELEMENTS`: its maps are the largest of the network
-        and its norm is per image in eval mode, so the result is the same, with less memory
-        traffic (GLNet-4G at 8x224x224 on 2 cores: 12 ms instead of 30 ms).
-        """
+    def _embed(self, index: int, x: torch.Tensor, blocked: bool = False) -> torch.Tensor:
+        """Patch embedding ``index``, its output in the blocks' memory layout (with ``blocked``,
+        the stem runs on groups of images, see :func:`cpu_blocking.stem_forward`)."""
         layout = torch.channels_last if self.channels_last else torch.contiguous_format
 
         def embed(images: torch.Tensor) -> torch.Tensor:
             return self.downsample_layers[index](images).contiguous(memory_format=layout)
 
-        if index > 0 or self.training or not chunking_applies(x):
-            return embed(x)
-        image_elements = x.shape[2] * x.shape[3] * self.stem_width
-        return forward_by_images(embed, x, int(CHUNK_ELEMENTS // image_elements))
+        if blocked and index == 0:
+            return cpu_blocking.stem_forward(embed, x, self.stem_elements)
+        return embed(x)
 
     def _frozen_modules(self) -> List[nn.Module]:
         if self.frozen_stages < 0:

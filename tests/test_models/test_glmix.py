@@ -1,14 +1,12 @@
 """GLMix building blocks against plain, explicit formulations of the same math."""
-from typing import Optional
 
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from glmix_mm.models.glmix import (ChunkedConvChain, GLMixBlock, LayerNorm2d, MHSABlock,
-                                   MHSATokenBlock, MultiheadSelfAttention, ResidualDWConv,
-                                   add_in_chunks, add_into, conv_mlp, forward_in_chunks,
+from glmix_mm.models.glmix import (GLMixBlock, LayerNorm2d, MHSABlock, MHSATokenBlock,
+                                   MultiheadSelfAttention, ResidualDWConv, adaptive_avg_pool_tokens,
                                    window_self_attention)
 
 
@@ -85,27 +83,12 @@ def explicit_glmix(block: GLMixBlock, x: torch.Tensor) -> torch.Tensor:
     return x + block.drop_path(block.ls2(explicit_conv_mlp(block.mlp, block.norm2(x))))
 
 
-def set_chunk_pixels_(block: nn.Module, chunk_pixels: Optional[int]) -> None:
-    """Force the chunking of a block's conv chains (None: the default budget)."""
-    for chain in block.modules():
-        if isinstance(chain, ChunkedConvChain) and chunk_pixels is not None:
-            chain.chunk_pixels = chunk_pixels
-
-
-# Chunk budgets of the conv chains: the default (one call at these sizes), groups of whole images
-# (one 9x11 image each), bands of rows.
-CHUNK_PIXELS = [None, 120, 40]
-
-
 @pytest.mark.parametrize('slot_init', ['ada_avgpool', 'param'])
 @pytest.mark.parametrize('cpe_kernel,mlp_dwconv,layer_scale', [(0, False, None), (3, True, 0.5)])
-@pytest.mark.parametrize('chunk_pixels', CHUNK_PIXELS)
-def test_glmix_block_matches_explicit_clustering(slot_init, cpe_kernel, mlp_dwconv, layer_scale,
-                                                 chunk_pixels):
+def test_glmix_block_matches_explicit_clustering(slot_init, cpe_kernel, mlp_dwconv, layer_scale):
     block = randomize_(
         GLMixBlock(32, 2, num_slots=16, slot_init=slot_init, cpe_kernel=cpe_kernel,
                    mlp_dwconv=mlp_dwconv, layer_scale=layer_scale, mlp_ratio=2))
-    set_chunk_pixels_(block, chunk_pixels)
     x = torch.randn(2, 32, 9, 11)
     with torch.no_grad():
         torch.testing.assert_close(block(x), explicit_glmix(block, x), rtol=1e-4, atol=1e-4)
@@ -125,11 +108,9 @@ def test_glmix_block_rejects_bad_slot_settings():
 
 
 @pytest.mark.parametrize('channels_last', [False, True])
-@pytest.mark.parametrize('chunk_pixels', [None, 30, 10])  # one call, image groups, row bands
-def test_mhsa_blocks_match_explicit_transformer_block(channels_last, chunk_pixels):
+def test_mhsa_blocks_match_explicit_transformer_block(channels_last):
     nchw = randomize_(MHSABlock(32, 4, mlp_ratio=2, cpe_kernel=3, mlp_dwconv=True,
                                 layer_scale=0.5))
-    set_chunk_pixels_(nchw, chunk_pixels)
     tokens = randomize_(MHSATokenBlock(32, 4, mlp_ratio=2))
     x = torch.randn(2, 32, 4, 6)
     with torch.no_grad():
@@ -203,18 +184,6 @@ def test_blocks_reject_bad_windows(window):
         MHSATokenBlock(16, 2, window=window)
 
 
-def test_add_into_writes_into_the_branch_only_when_exact():
-    x, branch = torch.randn(2, 3), torch.randn(2, 3)
-    expected = x + branch
-    out = add_into(branch, x)
-    assert out is branch
-    torch.testing.assert_close(out, expected)
-    half = torch.randn(2, 3).to(torch.bfloat16)  # an fp32 sum must not be rounded into bf16
-    out = add_into(half, x)
-    assert out.dtype == torch.float32 and out is not half
-    assert add_into(torch.randn(1, 3), x).shape == (2, 3)  # broadcasting: a new tensor
-
-
 def assert_same_gradients_as_explicit(block: GLMixBlock, x: torch.Tensor) -> None:
     """Parameter and input gradients of ``block`` equal those of :func:`explicit_glmix`."""
     grads = []
@@ -230,14 +199,14 @@ def assert_same_gradients_as_explicit(block: GLMixBlock, x: torch.Tensor) -> Non
 
 @pytest.mark.parametrize('layer_scale,drop_path', [(None, 0.), (0.5, 0.), (0.5, 0.3)])
 def test_block_gradients_equal_explicit_formulation(layer_scale, drop_path):
-    """The in-place residual additions leave autograd intact: same gradients as out of place."""
+    """Autograd through the block equals autograd through the explicit formulation."""
     block = randomize_(GLMixBlock(16, 2, num_slots=4, cpe_kernel=3, mlp_dwconv=True,
                                   layer_scale=layer_scale, drop_path=drop_path)).train()
     assert_same_gradients_as_explicit(block, torch.randn(2, 16, 6, 5, requires_grad=True))
 
 
 @pytest.mark.parametrize('window', [None, 4])
-def test_mhsa_blocks_train_with_in_place_additions(window):
+def test_mhsa_blocks_train_with_gradients_everywhere(window):
     blocks = [(MHSABlock(16, 2, cpe_kernel=3, mlp_dwconv=True, layer_scale=0.5, drop_path=0.3,
                          window=window), torch.randn(2, 16, 6, 5)),
               (MHSATokenBlock(16, 2, drop_path=0.3, window=window), torch.randn(2, 6, 5, 16))]
@@ -248,88 +217,24 @@ def test_mhsa_blocks_train_with_in_place_additions(window):
         assert all(p.grad is not None for p in block.parameters())
 
 
-@pytest.mark.parametrize('shape,max_pixels', [
-    ((5, 8, 6, 7), 100),  # groups of whole images: 2, 2, 1
-    ((2, 8, 23, 9), 40),  # bands of rows with halo context
-    ((1, 8, 23, 9), 9),  # one-row bands (narrower than the halo)
-    ((3, 8, 4, 4), 1000),  # one chunk: a plain call
-])
-def test_forward_in_chunks_equals_one_call(shape, max_pixels):
-    chain = randomize_(ChunkedConvChain(
-        nn.Conv2d(8, 12, 1), nn.Conv2d(12, 12, 5, padding=2, groups=12), nn.GELU(),
-        ResidualDWConv(12), nn.Conv2d(12, 8, 1), halo=3, width=12))
-    plain = super(ChunkedConvChain, chain).forward
-    x = torch.randn(shape)
-    calls = []
-
-    def counted(t: torch.Tensor) -> torch.Tensor:
-        calls.append(t.shape)
-        return plain(t)
-
-    with torch.no_grad():
-        ref = plain(x)
-        got = forward_in_chunks(counted, x, 3, max_pixels)
-    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
-    assert (len(calls) > 1) == (shape[0] * shape[2] * shape[3] > max_pixels)
-    # While autograd records (training), one call: chunks would keep their halo rows too.
-    calls.clear()
-    x.requires_grad_()
-    forward_in_chunks(counted, x, 3, max_pixels).sum().backward()
-    assert len(calls) == 1 and x.grad is not None
-
-
-@pytest.mark.parametrize('shape,max_pixels,into_x,in_place', [
-    ((5, 8, 6, 7), 100, False, True),  # groups of whole images
-    ((5, 8, 6, 7), 100, True, True),  # groups of whole images, added into the input itself
-    ((2, 8, 23, 9), 40, False, True),  # bands of rows
-    ((2, 8, 23, 9), 40, True, False),  # bands of the input itself: one addition
-    ((3, 8, 4, 4), 1000, False, False),  # one chunk: one addition
-])
-def test_add_in_chunks_equals_one_addition(shape, max_pixels, into_x, in_place):
-    chain = randomize_(ChunkedConvChain(
-        nn.Conv2d(8, 12, 1), nn.Conv2d(12, 12, 5, padding=2, groups=12), nn.GELU(),
-        nn.Conv2d(12, 8, 1), halo=2, width=12))
-    plain = chain.branch()
-    x = torch.randn(shape)
-    out = x if into_x else torch.randn(shape)
-    with torch.no_grad():
-        ref = out + plain(x)
-        got = add_in_chunks(plain, x, out, 2, max_pixels)
-    torch.testing.assert_close(got, ref, rtol=1e-5, atol=1e-5)
-    assert (got is out) == in_place
-
-
-def test_add_in_chunks_leaves_inputs_alone_while_autograd_records():
-    identity = ChunkedConvChain(halo=0, width=8)
-    x = torch.randn(4, 8, 5, 5, requires_grad=True)
-    out = torch.randn(4, 8, 5, 5, requires_grad=True)
-    before = x.detach().clone(), out.detach().clone()
-    got = identity.add_to(out * 1, x, post=lambda t: 2 * t)
-    got.sum().backward()
-    assert torch.equal(x.detach(), before[0]) and torch.equal(out.detach(), before[1])
-    assert torch.equal(x.grad, torch.full_like(x, 2.))
-    assert torch.equal(out.grad, torch.ones_like(out))
-    # The identity without ``post``: ``out + x``, neither written into.
-    got = identity.add_to(out * 1, x)
-    torch.testing.assert_close(got, out + x)
-    assert torch.equal(x.detach(), before[0])
-
-
-def test_conv_mlp_chunking_with_pre_norm_matches_plain_mlp():
-    mlp = randomize_(conv_mlp(8, 3, dwconv=True))
-    norm = randomize_(LayerNorm2d(8))
-    mlp.chunk_pixels = 50  # force bands on a 1x8x40x30 map
-    x = torch.randn(1, 8, 40, 30).contiguous(memory_format=torch.channels_last)
-    with torch.no_grad():
-        ref = super(ChunkedConvChain, mlp).forward(norm(x))
-        torch.testing.assert_close(mlp(x, pre_norm=norm), ref, rtol=1e-5, atol=1e-5)
-
-
 def test_glmix_block_without_local_convs_adds_the_normalised_input():
-    """local_kernel=0: the local branch is the identity; the slot output it is added into is
-    the block's own, so the block input and the norm's output are left untouched."""
+    """local_kernel=0: the local branch is the identity (the normalised input is added)."""
     block = randomize_(GLMixBlock(16, 2, num_slots=4, local_kernel=0, layer_scale=0.5)).train()
     x = torch.randn(2, 16, 6, 5, requires_grad=True)
     with torch.no_grad():
         torch.testing.assert_close(block(x), explicit_glmix(block, x), rtol=1e-4, atol=1e-5)
     assert_same_gradients_as_explicit(block, x)
+
+
+@pytest.mark.parametrize('hw', [(8, 8), (16, 24), (28, 28), (7, 9), (5, 3), (1, 1), (13, 200),
+                                (50, 80), (9, 8)])
+@pytest.mark.parametrize('size', [8, 3])
+def test_averaging_matrix_pooling_equals_adaptive_avg_pool(hw, size):
+    """Exact at every size: multiples of the grid, other sizes, maps smaller than the grid."""
+    x = torch.randn(2, 5, *hw).contiguous(memory_format=torch.channels_last)
+    ref = F.adaptive_avg_pool2d(x, size).flatten(2).transpose(1, 2)
+    got = adaptive_avg_pool_tokens(x, size)
+    assert got.shape == (2, size * size, 5)
+    torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(adaptive_avg_pool_tokens(x.contiguous(), size), ref, rtol=1e-6,
+                               atol=1e-6)

@@ -197,32 +197,6 @@ def test_channels_last_layout_gives_same_contiguous_outputs(arch):
 
 
 @pytest.mark.parametrize('arch', ['stl', '4g'])
-def test_stem_runs_on_image_groups_in_cpu_inference_only(arch, monkeypatch):
-    """Grouped, the stem gives the outputs of one call; not in training (batch statistics)."""
-    _, model = build_pair(arch)
-    stem_batches = []
-    model.downsample_layers[0].register_forward_hook(
-        lambda module, args, out: stem_batches.append(args[0].shape[0]))
-    x = torch.randn(5, 3, 64, 96)
-    with torch.no_grad():
-        ref = model(x)
-    assert stem_batches == [5]  # 5 images fit the default budget: one call
-    # A budget of two images' widest stem maps: groups of 2, 2 and 1 images.
-    monkeypatch.setattr('glmix_mm.models.glnet.CHUNK_ELEMENTS', 2 * 64 * 96 * model.stem_width)
-    stem_batches.clear()
-    with torch.no_grad():
-        grouped = model(x)
-    assert stem_batches == [2, 2, 1]
-    for a, b in zip(grouped, ref):
-        assert a.is_contiguous()
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
-    stem_batches.clear()
-    with torch.no_grad():
-        model.train()(x)
-    assert stem_batches == [5]
-
-
-@pytest.mark.parametrize('arch', ['stl', '4g'])
 def test_mhsa_window_is_global_when_it_covers_the_map(arch):
     glob, win = build_pair(arch, mhsa_window=14)
     x = torch.randn(1, 3, 224, 224)  # stage 3: 14x14, stage 4: 7x7
