@@ -18,7 +18,9 @@ setup(
     packages=find_packages(exclude=('configs', 'tools', 'tests')),
     python_requires='>=3.8',
     # mmpretrain: the Conformer backbone builds on its classification Conformer.
-    install_requires=['mmengine>=0.10.0', 'mmcv>=2.0.0,<2.2.0', 'mmpretrain>=1.0.0'],
+    # safetensors: checkpoints in that format load and the converters can write them.
+    install_requires=['mmengine>=0.10.0', 'mmcv>=2.0.0,<2.2.0', 'mmpretrain>=1.0.0',
+                      'safetensors'],
     extras_require={
         'det': ['mmdet>=3.0.0', 'pycocotools'],
         'seg': ['mmsegmentation>=1.0.0', 'ftfy', 'regex'],

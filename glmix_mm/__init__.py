@@ -1,10 +1,13 @@
 """glmix_mm: GLNet (GLMix) and Conformer backbones for the OpenMMLab 2.x libraries.
 
 Importing the package registers every model and hook (see :mod:`glmix_mm.registry`) and makes
-MMEngine load local checkpoints under PyTorch >= 2.6 (see :mod:`glmix_mm.models.checkpoint`).
+MMEngine load local checkpoints safely: training state and upstream releases load, code in a
+file never runs (see :mod:`glmix_mm.models.checkpoint`). :class:`trust_checkpoint` allows full
+unpickling of one file the user trusts.
 """
 from .engine import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
+from .models.safe_load import trust_checkpoint
 from .version import __version__
 
-__all__ = ['__version__']
+__all__ = ['__version__', 'trust_checkpoint']

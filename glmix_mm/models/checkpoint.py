@@ -2,26 +2,35 @@
 
 Two things live here:
 
-* :func:`load_local_checkpoint`, registered as MMEngine's loader for local paths. PyTorch >= 2.6
-  calls ``torch.load`` with ``weights_only=True`` by default, which MMEngine 0.10.7 does not
-  expect: its own checkpoints (message hub, config, numpy scalars) and the upstream training
-  checkpoints (argparse / OmegaConf ``args``) hold Python objects and fail to unpickle, so
-  ``--resume``, ``load_from`` and ``init_cfg=dict(type='Pretrained')`` would all break. The loader
-  tries the safe mode first and falls back to the pre-2.6 behaviour for such local files.
+* :func:`load_local_checkpoint`, registered as MMEngine's loader for local paths (so it serves
+  ``init_cfg=dict(type='Pretrained')``, ``load_from``, ``--resume`` and every library's
+  ``load_checkpoint`` once ``glmix_mm`` is imported), and through :func:`load_url_safely` for
+  downloaded ones (``https://``, ``torchvision://``, ...). It never runs code from a file:
+  ``torch.save`` files go through :func:`~glmix_mm.models.safe_load.safe_torch_load`, which
+  reads MMEngine training state and upstream ``args`` without importing or calling anything;
+  ``.safetensors`` files hold tensors only. Full unpickling is used only for a file the user
+  trusts by name (:class:`~glmix_mm.models.safe_load.trust_checkpoint`). Bad files (missing,
+  empty, truncated, text, no dict) are refused with one line naming the file.
 * :func:`load_pretrained`, used by the backbones' ``init_weights``: it finds the weights in any of
   the known layouts, lets the model family convert key names, and refuses checkpoints that do not
   fit the model with a report of the offending keys instead of loading them silently.
 """
+import json
+import os
 import os.path as osp
-import pickle
 import re
 from collections import OrderedDict
 from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple
+from urllib.parse import urlparse
 
 import torch
 import torch.nn as nn
 from mmengine.logging import MMLogger, print_log
+from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
+
+from .safe_load import (CheckpointLoadError, InertObject, first_sentence, full_torch_load,
+                        is_trusted, safe_torch_load)
 
 StateDict = Dict[str, torch.Tensor]
 
@@ -29,32 +38,155 @@ StateDict = Dict[str, torch.Tensor]
 # ``model``: upstream GLNet releases (timm-style training scripts); ``model_ema``: the GLNet-16G
 # release, whose EMA weights are the published ones; ``module``: DeepSpeed-style files.
 STATE_DICT_KEYS = ('state_dict', 'model', 'model_ema', 'module')
+# How a pre-1.6 torch.save file starts: pickle protocol 2, then its magic number (a LONG1).
+LEGACY_MAGIC = b'\x80\x02\x8a\x0a' + torch.serialization.MAGIC_NUMBER.to_bytes(10, 'little')[:5]
+# The safetensors metadata entry holding an OpenMMLab ``meta`` dict, as JSON.
+SAFETENSORS_META_KEY = 'glmix_mm.meta'
+
+
+def _file_format(filename: str) -> str:
+    """``'zip'`` or ``'legacy'`` (``torch.save``) or ``'safetensors'``, from the first bytes."""
+    with open(filename, 'rb') as f:
+        head = f.read(12)
+    if head.startswith(b'PK\x03\x04'):
+        return 'zip'
+    if head.startswith(LEGACY_MAGIC):
+        return 'legacy'
+    if head.startswith(b'\x80'):
+        raise CheckpointLoadError(
+            f'{filename}: a plain pickle file, not a torch.save checkpoint; plain pickles are not '
+            'read (loading one runs code). Save checkpoints with torch.save.')
+    if filename.endswith('.safetensors') or head[8:9] == b'{':
+        return 'safetensors'
+    kind = 'a text file' if head and all(32 <= b < 127 or b in b'\t\r\n' for b in head) \
+        else 'an unknown format'
+    raise CheckpointLoadError(
+        f'{filename}: not a PyTorch or safetensors checkpoint (it starts with {head!r}: {kind}; '
+        'an interrupted or failed download saves an HTML page). Download it again.')
+
+
+def load_safetensors(filename: str, map_location=None) -> dict:
+    """Load a ``.safetensors`` file as ``{'state_dict': tensors, 'meta': metadata}``.
+
+    Args:
+        filename (str): Path of the file.
+        map_location (str | torch.device, optional): Device for the tensors; anything else
+            (a function or dict, as ``torch.load`` accepts) loads them on the CPU.
+    """
+    from safetensors import SafetensorError, safe_open
+    device = str(map_location) if isinstance(map_location, (str, torch.device)) else 'cpu'
+    try:
+        with safe_open(filename, framework='pt', device=device) as f:
+            metadata = dict(f.metadata() or {})
+            state_dict = OrderedDict((k, f.get_tensor(k)) for k in f.keys())
+    except (SafetensorError, OSError, ValueError) as error:
+        reason = first_sentence(error)
+        raise CheckpointLoadError(f'{filename}: truncated or corrupt safetensors file '
+                                  f'({reason}); download or copy it again.') from None
+    meta = metadata
+    packed = metadata.pop(SAFETENSORS_META_KEY, None)
+    if packed is not None:
+        try:
+            meta = {**metadata, **json.loads(packed)}
+        except ValueError:
+            meta[SAFETENSORS_META_KEY] = packed
+    return {'state_dict': state_dict, 'meta': meta}
+
+
+def save_checkpoint(checkpoint: dict, filename: str) -> None:
+    """Save an OpenMMLab-layout checkpoint with ``torch.save`` or, by extension, as safetensors.
+
+    A ``.safetensors`` file keeps the tensors of ``checkpoint['state_dict']`` under their names
+    and ``checkpoint['meta']`` (JSON-serialisable) as metadata; anything else is not kept.
+    :func:`load_local_checkpoint` reads it back in the same ``state_dict`` / ``meta`` layout.
+
+    Args:
+        checkpoint (dict): ``{'state_dict': {name: tensor}, 'meta': {...}}``.
+        filename (str): Output path.
+    """
+    if not filename.endswith('.safetensors'):
+        torch.save(checkpoint, filename)
+        return
+    from safetensors.torch import save_file
+    # safetensors refuses tensors that share memory; copies cost only converter time.
+    tensors = {k: v.detach().cpu().contiguous().clone()
+               for k, v in checkpoint['state_dict'].items()}
+    metadata = {'format': 'pt'}
+    if checkpoint.get('meta'):
+        metadata[SAFETENSORS_META_KEY] = json.dumps(checkpoint['meta'], sort_keys=True)
+    save_file(tensors, filename, metadata=metadata)
 
 
 def load_local_checkpoint(filename: str, map_location=None) -> dict:
-    """Load a local checkpoint file; a drop-in replacement of MMEngine's ``load_from_local``.
+    """Load a local checkpoint file without running code from it.
+
+    A drop-in replacement of MMEngine's ``load_from_local`` (see the module docstring).
 
     Args:
-        filename (str): Path of the checkpoint.
+        filename (str): Path of the checkpoint (``torch.save`` file or ``.safetensors``).
         map_location (str | torch.device, optional): Same as :func:`torch.load`.
 
     Returns:
-        dict: The loaded object.
+        dict: The loaded checkpoint.
+
+    Raises:
+        FileNotFoundError: ``filename`` does not exist.
+        CheckpointLoadError: Not a readable checkpoint file, or one that holds no dict.
+        UnsafeCheckpointError: Readable only by running code from it, and not trusted.
     """
     filename = osp.expanduser(filename)
-    if not osp.isfile(filename):
+    if not osp.exists(filename):
         raise FileNotFoundError(
             f'Checkpoint file {filename!r} does not exist. Download the released weights into '
             'checkpoints/ (see README, "Pretrained weights") or fix the path in the config.')
-    try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        # A checkpoint the user chose that holds more than tensors (MMEngine training state,
-        # upstream ``args``): load it the way PyTorch < 2.6 and MMEngine always did.
-        return torch.load(filename, map_location=map_location, weights_only=False)
+    if osp.isdir(filename):
+        raise CheckpointLoadError(f'{filename}: is a directory; give the checkpoint file in it.')
+    if osp.getsize(filename) == 0:
+        raise CheckpointLoadError(f'{filename}: is empty (0 bytes), an interrupted download or '
+                                  'copy; download or copy it again.')
+    file_format = _file_format(filename)
+    if file_format == 'safetensors':
+        return load_safetensors(filename, map_location)
+    if is_trusted(filename):
+        checkpoint = full_torch_load(filename, map_location)
+    else:
+        checkpoint = safe_torch_load(filename, map_location, zip_format=file_format == 'zip')
+    if not isinstance(checkpoint, Mapping):
+        what = (f'a pickled {type(checkpoint).global_name} object' if isinstance(
+            checkpoint, InertObject) else f'a {type(checkpoint).__name__}')
+        raise CheckpointLoadError(
+            f'{filename}: holds {what}, not a checkpoint dict; save a dict of tensors such as '
+            "model.state_dict() or {'state_dict': model.state_dict()}.")
+    return checkpoint
+
+
+def load_url_safely(url: str,
+                    model_dir: Optional[str] = None,
+                    map_location=None,
+                    progress: bool = True,
+                    check_hash: bool = False,
+                    file_name: Optional[str] = None) -> dict:
+    """Download a checkpoint into torch's hub cache like ``torch.hub.load_state_dict_from_url``
+    does, then read it with :func:`load_local_checkpoint` (never running code from it).
+
+    MMEngine's ``http(s)://``, ``torchvision://``, ``open-mmlab://`` and ``mmcls://`` schemes
+    all load through ``load_url``, which is torch's function with ``weights_only=False``.
+    """
+    if model_dir is None:
+        model_dir = osp.join(torch.hub.get_dir(), 'checkpoints')
+    os.makedirs(model_dir, exist_ok=True)
+    filename = file_name or osp.basename(urlparse(url).path)
+    cached_file = osp.join(model_dir, filename)
+    if not osp.exists(cached_file):
+        print_log(f'Downloading {url} to {cached_file}', logger='current')
+        match = torch.hub.HASH_REGEX.search(filename) if check_hash else None
+        torch.hub.download_url_to_file(url, cached_file, match and match.group(1), progress)
+    return load_local_checkpoint(cached_file, map_location)
 
 
 CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint, force=True)
+# MMEngine's remote schemes call the module-level ``load_url``; one replacement covers them all.
+mmengine_checkpoint.load_url = load_url_safely
 
 
 def extract_state_dict(checkpoint: Mapping, preferred_key: Optional[str] = None) -> StateDict:

@@ -26,7 +26,7 @@ def upstream_stl(tmp_path_factory):
 def test_backbone_format_round_trip(upstream_stl, tmp_path):
     dst = tmp_path / 'mm.pth'
     assert glnet2mm.main([str(upstream_stl), str(dst)]) == 0
-    converted = torch.load(dst, weights_only=False)
+    converted = torch.load(dst, weights_only=True)  # plain tensors and strings
     assert converted['meta']['arch'] == 'stl'
     assert all(k.startswith('backbone.') for k in converted['state_dict'])
     assert not any(k.startswith(('backbone.head.', 'backbone.norm.'))
@@ -45,7 +45,7 @@ def test_backbone_format_round_trip(upstream_stl, tmp_path):
 def test_classifier_format_gives_upstream_logits(upstream_stl, tmp_path):
     dst = tmp_path / 'cls.pth'
     assert glnet2mm.main([str(upstream_stl), str(dst), '--cls']) == 0
-    state = torch.load(dst, weights_only=False)['state_dict']
+    state = torch.load(dst, weights_only=True)['state_dict']
     assert 'head.fc.weight' in state and 'backbone.norm3.running_var' in state
     cfg = Config.fromfile(osp.join(ROOT, 'configs/glnet_stl_in1k.py'))
     init_default_scope('mmpretrain')

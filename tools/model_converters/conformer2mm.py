@@ -8,8 +8,13 @@ transformer-block names are mapped to MMPretrain's. The result is checked agains
 detected (or given) arch before it is written.
 
 Converting is optional: ``init_cfg=dict(type='Pretrained', checkpoint=SRC)`` also loads the
-original files as they are. MMPretrain checkpoints already use the backbone's names; converting
-them only strips the head.
+original files as they are (read without running code from them: their argparse ``args`` become
+inert records, and are not kept). MMPretrain checkpoints already use the backbone's names;
+converting them only strips the head.
+
+A ``dst`` ending in ``.safetensors`` is written as safetensors: the same ``backbone.`` tensor
+names, with ``meta`` as JSON metadata; glmix_mm reads it back in the ``state_dict`` / ``meta``
+layout.
 
 Example::
 
@@ -21,11 +26,11 @@ import os
 import os.path as osp
 from typing import Dict, Optional, Sequence, Tuple
 
-import torch
-
 from glmix_mm.models.checkpoint import (StateDict, check_state_dict, extract_state_dict,
-                                        load_local_checkpoint, strip_backbone_prefix)
+                                        load_local_checkpoint, save_checkpoint,
+                                        strip_backbone_prefix)
 from glmix_mm.models.conformer import Conformer, convert_conformer_state_dict
+from glmix_mm.models.safe_load import CheckpointLoadError
 
 OPTIONAL_MISSING = [r'.*num_batches_tracked$']
 
@@ -62,7 +67,7 @@ def convert(src: str,
 
     Args:
         src (str): The authors', MMPretrain's or an already converted Conformer checkpoint.
-        dst (str): Output path.
+        dst (str): Output path (``.safetensors``: a tensors-only file, see the module doc).
         arch (str, optional): Arch name; detected from the weights when omitted.
         patch_size (int, optional): 16 or 32; detected from the weights when omitted.
 
@@ -83,7 +88,7 @@ def convert(src: str,
         converter='tools/model_converters/conformer2mm.py')
     if osp.dirname(dst):
         os.makedirs(osp.dirname(dst), exist_ok=True)
-    torch.save({
+    save_checkpoint({
         'state_dict': {f'backbone.{k}': v for k, v in state_dict.items()},
         'meta': meta
     }, dst)
@@ -103,7 +108,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         description='Convert a Conformer checkpoint (authors\' or MMPretrain\'s) to the '
         'glmix_mm format: backbone.* keys of glmix_mm.models.Conformer.')
     parser.add_argument('src', help='source checkpoint')
-    parser.add_argument('dst', help='output path')
+    parser.add_argument('dst', help='output path (.pth, or .safetensors for a tensors-only file)')
     parser.add_argument('--arch', choices=['tiny', 'small', 'base'],
                         help='arch (default: detected from the weights)')
     parser.add_argument('--patch-size', type=int, choices=[16, 32],
@@ -120,6 +125,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     try:
         meta = convert(args.src, args.dst, args.arch, args.patch_size)
+    except CheckpointLoadError as error:  # one line that names the file
+        raise SystemExit(f'conformer2mm: {error}') from error
     except (FileNotFoundError, TypeError, ValueError, RuntimeError) as error:
         raise SystemExit(f'conformer2mm: cannot convert {args.src}:\n{error}') from error
     print(f'Saved Conformer(arch={meta["arch"]!r}, patch_size={meta["patch_size"]}) '

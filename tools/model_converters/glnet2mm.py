@@ -10,12 +10,17 @@ Classification (``--cls``): an mmpretrain ``ImageClassifier`` checkpoint for a G
 token-labeling auxiliary head becomes ``head.aux_fc``).
 
 The arch is recognised from the weights (or given with ``--arch``); a file that is no GLNet
-checkpoint is refused with a report of the keys that do not fit.
+checkpoint is refused with a report of the keys that do not fit. The released files are read
+without running code from them (their hydra ``args`` become inert records, and are not kept).
+
+A ``DST`` ending in ``.safetensors`` is written as safetensors: the same ``backbone.`` (or
+classifier) tensor names, with ``meta`` as JSON metadata; glmix_mm reads it back in the
+``state_dict`` / ``meta`` layout, for ``init_cfg``, ``load_from`` and the tools alike.
 
 Example::
 
     python tools/model_converters/glnet2mm.py checkpoints/glnet_4g.pth \
-        checkpoints/glnet_4g_mm.pth
+        checkpoints/glnet_4g_mm.pth  # or checkpoints/glnet_4g_mm.safetensors
 """
 import argparse
 import os
@@ -23,11 +28,11 @@ import os.path as osp
 import sys
 from typing import Dict, Optional
 
-import torch
-
 from glmix_mm.models import GLNet
 from glmix_mm.models.checkpoint import (StateDict, check_state_dict, extract_state_dict,
-                                        load_local_checkpoint, state_dict_mismatch)
+                                        load_local_checkpoint, save_checkpoint,
+                                        state_dict_mismatch)
+from glmix_mm.models.safe_load import CheckpointLoadError
 
 CLS_RENAMES = {'norm.': 'backbone.norm3.', 'head.': 'head.fc.', 'tklb_aux_head.': 'head.aux_fc.'}
 
@@ -83,7 +88,8 @@ def convert(checkpoint: dict, arch: Optional[str] = None, weights_key: Optional[
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('src', help='released GLNet checkpoint (.pth)')
-    parser.add_argument('dst', help='where to save the converted checkpoint')
+    parser.add_argument('dst', help='where to save the converted checkpoint (.pth, or '
+                        '.safetensors for a tensors-only file)')
     parser.add_argument('--arch', choices=sorted(GLNet.arch_zoo) + sorted(GLNet.arch_aliases),
                         help='GLNet arch (default: recognised from the weights)')
     parser.add_argument('--weights-key', help='container key of the weights, e.g. model_ema')
@@ -101,12 +107,15 @@ def main(argv=None) -> int:
     try:
         result = convert(load_local_checkpoint(args.src, 'cpu'), arch, args.weights_key,
                          args.cls)
+    except CheckpointLoadError as e:  # its message names the file
+        print(f'error: {e}', file=sys.stderr)
+        return 1
     except (RuntimeError, TypeError) as e:
         print(f'error: {args.src}: {e}', file=sys.stderr)
         return 1
     if osp.dirname(args.dst):
         os.makedirs(osp.dirname(args.dst), exist_ok=True)
-    torch.save(result, args.dst)
+    save_checkpoint(result, args.dst)
     print(f'{args.src} -> {args.dst}: GLNet-{result["meta"]["arch"]}, '
           f'{len(result["state_dict"])} tensors ({result["meta"]["format"]} format)')
     return 0
