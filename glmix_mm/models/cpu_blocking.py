@@ -10,8 +10,8 @@ instead of concatenating chunks and adding once. The results equal those of the 
 output rows depend only on a known band of input rows.
 
 The blocked path is switched in one place, :func:`applies`: eager CPU inference only. While
-autograd records, chunks would keep their context rows and copies for backward; and whenever a
-graph is captured (``torch.compile`` / dynamo, ``torch.export``, both ONNX exporters,
+autograd records, chunks would keep their context rows and copies for backward; forward hooks
+must see each module called once on whole maps; and whenever a graph is captured (``torch.compile`` / dynamo, ``torch.export``, both ONNX exporters,
 ``torch.jit.trace`` / ``script``, FX) the plain model is what gets captured, so that the graph
 has no size-dependent Python decisions in it.
 """
@@ -37,13 +37,23 @@ def graph_capture() -> bool:
             or torch.fx._symbolic_trace.is_fx_symbolic_tracing())
 
 
+def has_forward_hooks(model: nn.Module) -> bool:
+    """Whether forward (pre-)hooks are registered on ``model``, any of its modules, or globally:
+    they must see the modules called once on whole maps, as in the plain model."""
+    from torch.nn.modules import module as torch_module
+    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
 def applies(x: torch.Tensor, model: nn.Module) -> bool:
     """Whether ``model`` may run ``x`` with cache blocking: eager CPU inference (eval mode, no
-    autograd recording, no graph capture) on a plain tensor."""
+    autograd recording, no graph capture, no forward hooks) on a plain tensor."""
     if type(x) is not torch.Tensor or graph_capture():  # FX proxies, fake tensors, tracing
         return False
     recording = torch.is_grad_enabled() and x.requires_grad
-    return x.device.type == 'cpu' and not model.training and not recording
+    return (x.device.type == 'cpu' and not model.training and not recording
+            and not has_forward_hooks(model))
 
 
 def image_groups(num_images: int, max_images: int) -> List[slice]:

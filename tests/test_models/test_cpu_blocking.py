@@ -156,8 +156,9 @@ def test_glnet_cpu_inference_is_blocked_and_equals_the_plain_model(arch, monkeyp
     # Budget of two images' widest stem maps and small chunks in the blocks.
     monkeypatch.setattr(cpu_blocking, 'CHUNK_ELEMENTS', int(2 * 64 * 96 * model.stem_elements))
     stem_batches = []
-    model.downsample_layers[0].register_forward_hook(
-        lambda module, args, out: stem_batches.append(args[0].shape[0]))
+    stem = model.downsample_layers[0]
+    monkeypatch.setattr(stem, 'forward', lambda t, forward=stem.forward: stem_batches.append(
+        t.shape[0]) or forward(t))
     x = torch.randn(5, 3, 64, 96)
     with torch.no_grad():
         ref = plain_forward(model, x)
@@ -214,3 +215,15 @@ def test_empty_batch_in_cpu_inference(arch):
         outs = model(torch.randn(0, 3, 64, 64))
     assert [o.shape[0] for o in outs] == [0] * 4
     assert [o.shape[1] for o in outs] == model.out_channels
+
+
+def test_forward_hooks_see_the_plain_model():
+    """A hook on a block (feature visualisation, probing) sees it called once on whole maps."""
+    model = build_pair('4g')
+    seen = []
+    block = model.stages[0].blocks[0]
+    block.register_forward_pre_hook(lambda module, args: seen.append(args[0].shape))
+    with torch.no_grad():
+        model(torch.randn(2, 3, 64, 96))
+    assert seen == [(2, 64, 16, 24)]
+    assert not cpu_blocking.applies(torch.randn(1, 3, 8, 8), model)
