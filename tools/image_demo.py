@@ -5,6 +5,9 @@ Example::
 
     python tools/image_demo.py demo.png configs/demo/maskrcnn_glnet_4g_demo.py \
         work_dirs/maskrcnn_glnet_4g_demo/epoch_4.pth --out result.png
+
+A checkpoint that does not fit the config's model is refused with the key report (drawing with
+random weights is never what is wanted); --allow-partial loads the keys that fit and warns.
 """
 import argparse
 import os.path as osp
@@ -15,6 +18,11 @@ from mmengine.config import Config
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import glmix_mm  # noqa: E402,F401  (registers the models)
+from glmix_mm.engine import CheckpointMismatchError, check_file  # noqa: E402
+from glmix_mm.utils import build_model_from_cfg  # noqa: E402
+
+HINT = ('Is it a checkpoint of this config (same backbone arch, same number of classes)? '
+        '--allow-partial draws with the keys that fit anyway.')
 
 
 def detect(image, cfg: Config, checkpoint: str, out: str, score_thr: float,
@@ -48,6 +56,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--out', default='result.png', help='output PNG')
     parser.add_argument('--score-thr', type=float, default=0.3, help='detection score threshold')
     parser.add_argument('--device', default='cpu', help='e.g. cpu, cuda:0')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='draw even with a checkpoint that does not fit the model (warns)')
     return parser.parse_args(argv)
 
 
@@ -64,6 +74,12 @@ def main(argv=None) -> int:
         return 1
     cfg = Config.fromfile(args.config)
     scope = cfg.get('default_scope')
+    if scope in ('mmdet', 'mmseg'):
+        try:  # mmdet's and mmseg's init functions load any file that half fits, silently
+            check_file(build_model_from_cfg(cfg), args.checkpoint, args.allow_partial, HINT)
+        except CheckpointMismatchError as e:
+            print(f'error: {e}', file=sys.stderr)
+            return 1
     if scope == 'mmdet':
         detect(image, cfg, args.checkpoint, args.out, args.score_thr, args.device)
     elif scope == 'mmseg':

@@ -6,6 +6,10 @@ Examples::
     python tools/test.py configs/maskrcnn_glnet_4g_coco.py work_dirs/.../epoch_12.pth
     python tools/test.py CONFIG CHECKPOINT --show-dir vis    # also save drawn predictions
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
+
+A checkpoint that does not fit the config's model (another arch, another model family, a
+backbone-only file, another number of classes) is refused with the key report; --allow-partial
+loads the keys that fit and warns.
 """
 import argparse
 import os
@@ -18,8 +22,10 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import glmix_mm  # noqa: E402,F401  (registers the models; loads checkpoints with torch>=2.6)
+from glmix_mm.engine import CheckpointMismatchError  # noqa: E402
 from glmix_mm.utils import (DatasetNotFoundError, apply_common_args, check_datasets,  # noqa: E402
                             enable_show_dir, setup_cpu_distributed)
+from glmix_mm.utils.runner_helpers import add_safety_hooks, enable_amp  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,7 +34,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='where logs and metrics go')
     parser.add_argument('--show-dir', help='save drawn predictions here (under the work dir)')
-    parser.add_argument('--amp', action='store_true', help='mixed-precision inference')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed-precision inference: float16 on a GPU, bfloat16 on the CPU')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='load the keys of a checkpoint that fit the model and warn about '
+                        'the rest, instead of refusing it')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -52,14 +62,25 @@ def main(argv=None) -> int:
     if args.show_dir:
         enable_show_dir(cfg, args.show_dir)
     if args.amp:
-        cfg.test_cfg.fp16 = True
+        enable_amp(cfg, training=False)
+    add_safety_hooks(cfg, allow_partial=args.allow_partial)
     try:
         check_datasets(cfg, ('test_dataloader', ))
     except DatasetNotFoundError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     setup_cpu_distributed(cfg)
-    metrics = Runner.from_cfg(cfg).test()
+    return run_test(cfg)
+
+
+def run_test(cfg: Config) -> int:
+    """Build the runner, test and print the metrics; the exit code. No reference to the runner
+    outlives this call (a distributed process group is released with it)."""
+    try:
+        metrics = Runner.from_cfg(cfg).test()
+    except CheckpointMismatchError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
     if get_rank() == 0:
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
     return 0

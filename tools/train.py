@@ -7,26 +7,35 @@ Examples::
     python tools/train.py configs/demo/maskrcnn_glnet_4g_demo.py --work-dir work_dirs/demo
     python tools/train.py CONFIG --resume              # continue from the last checkpoint
     bash tools/dist_train.sh CONFIG 8                  # 8 processes (torchrun, PyTorch DDP)
+
+Ctrl-C or SIGTERM stops at the next iteration boundary and leaves a run that ``--resume``
+continues (exit code 128 + the signal number); see docs/reliability.md.
 """
 import argparse
 import os
 import os.path as osp
+import signal
 import sys
 
 from mmengine.config import Config, DictAction
+from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import glmix_mm  # noqa: E402,F401  (registers the models; loads checkpoints with torch>=2.6)
+from glmix_mm.engine import (CheckpointMismatchError, ResumableTrainingHook,  # noqa: E402
+                             ResumeError, TrainingInterrupted, latest_checkpoint)
 from glmix_mm.utils import (DatasetNotFoundError, apply_common_args, check_datasets,  # noqa: E402
                             setup_cpu_distributed)
+from glmix_mm.utils.runner_helpers import add_safety_hooks, enable_amp  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Train a model from a config.')
     parser.add_argument('config', help='config file')
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
-    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--amp', action='store_true',
+                        help='automatic mixed precision: float16 on a GPU, bfloat16 on the CPU')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
         help='resume from this checkpoint, or (no value) from the latest one in the work dir')
@@ -48,8 +57,8 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg.merge_from_dict(args.cfg_options)
     apply_common_args(cfg, args.work_dir, args.config, args.launcher)
     if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        enable_amp(cfg, training=True)
+    add_safety_hooks(cfg)
     if args.auto_scale_lr:
         cfg.auto_scale_lr = dict(cfg.get('auto_scale_lr') or {}, enable=True)
     if args.resume == 'auto':
@@ -68,8 +77,51 @@ def main(argv=None) -> int:
         print(f'error: {e}', file=sys.stderr)
         return 2
     setup_cpu_distributed(cfg)
-    Runner.from_cfg(cfg).train()
+    return run_training(cfg)
+
+
+def run_training(cfg: Config) -> int:
+    """Build the runner and train; the exit code. No reference to the runner outlives this
+    call (a distributed process group is released with it)."""
+    runner = Runner.from_cfg(cfg)
+    try:
+        runner.train()
+    except (CheckpointMismatchError, ResumeError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as e:
+        return report_interrupt(runner, e)
+    except Exception:
+        if not interrupt_requested(runner):
+            raise
+        # Stopped by the signal some other way (e.g. a data-loader worker that Ctrl-C ended).
+        return report_interrupt(runner, KeyboardInterrupt())
+    finally:
+        for hook in runner.hooks:
+            if isinstance(hook, ResumableTrainingHook):
+                hook.restore_signal_handlers()
     return 0
+
+
+def interrupt_requested(runner: Runner) -> int:
+    """The signal a :class:`ResumableTrainingHook` of ``runner`` received, 0 if none."""
+    return max([h.interrupt_requested() for h in runner.hooks
+                if isinstance(h, ResumableTrainingHook)] or [0])
+
+
+def report_interrupt(runner: Runner, error: KeyboardInterrupt) -> int:
+    """One line on how training stopped and how to continue; the exit code 128 + signal."""
+    if isinstance(error, TrainingInterrupted):
+        signum, checkpoint = error.signum, error.checkpoint
+    else:  # stopped at once (a second Ctrl-C, or before the hooks were set up)
+        signum = interrupt_requested(runner) or signal.SIGINT
+        checkpoint = latest_checkpoint(runner.work_dir)
+    if get_rank() == 0:
+        name = signal.Signals(signum).name
+        print(f'{name}: training stopped; ' +
+              (f'continue with --resume (from {checkpoint})' if checkpoint else
+               'no checkpoint saved yet, --resume would start over'), file=sys.stderr)
+    return 128 + signum
 
 
 if __name__ == '__main__':

@@ -24,18 +24,23 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from mmengine.config import Config  # noqa: E402
+from mmengine.runner.checkpoint import CheckpointLoader  # noqa: E402
 from PIL import Image  # noqa: E402
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from glmix_mm.engine import check_fit  # noqa: E402
 from glmix_mm.models import GLMixBlock, GLNet  # noqa: E402
+from glmix_mm.models.checkpoint import extract_state_dict  # noqa: E402
 
 IMAGENET_MEAN = np.array([123.675, 116.28, 103.53], np.float32)
 IMAGENET_STD = np.array([58.395, 57.12, 57.375], np.float32)
 
 
-def build_backbone(arch: Optional[str], config: Optional[str],
-                   checkpoint: Optional[str]) -> GLNet:
-    """GLNet from an arch name or from a config's backbone, with the checkpoint's weights."""
+def build_backbone(arch: Optional[str], config: Optional[str], checkpoint: Optional[str],
+                   allow_partial: bool = False) -> GLNet:
+    """GLNet from an arch name or from a config's backbone, with the checkpoint's weights
+    (refused unless they fit, see :meth:`GLNet.init_weights`; or, with ``allow_partial``, the
+    keys that fit)."""
     if config:
         cfg = Config.fromfile(config).model
         kwargs = dict(cfg.get('backbone', cfg))
@@ -46,10 +51,27 @@ def build_backbone(arch: Optional[str], config: Optional[str],
         model = GLNet(**kwargs)
     else:
         model = GLNet(arch or '4g')
-    if checkpoint:
+    if checkpoint and allow_partial:
+        load_partially(model, checkpoint)
+    elif checkpoint:
         model.init_cfg = dict(type='Pretrained', checkpoint=checkpoint)
         model.init_weights()
     return model.eval()
+
+
+def load_partially(model: GLNet, checkpoint: str) -> None:
+    """Load the tensors of ``checkpoint`` that fit ``model`` (same conversions as
+    ``init_weights``) and warn about the rest."""
+    loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    state_dict = extract_state_dict(loaded, model.released_weights_key.get(model.arch_name))
+    if any(k.startswith('backbone.') for k in state_dict):  # a detector / classifier file
+        state_dict = {k[len('backbone.'):]: v for k, v in state_dict.items()
+                      if k.startswith('backbone.')}
+    state_dict = model._convert_checkpoint(state_dict)
+    skipped = set(check_fit(model, state_dict, 'exact', f'The checkpoint {checkpoint}',
+                            allow_partial=True))
+    model.load_state_dict({k: v for k, v in state_dict.items() if k not in skipped},
+                          strict=False)
 
 
 def glmix_blocks(model: GLNet) -> Dict[str, GLMixBlock]:
@@ -160,6 +182,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--config', help='detection/segmentation/classification config whose '
                         'backbone is GLNet')
     parser.add_argument('--checkpoint', help='released, converted or trained checkpoint')
+    parser.add_argument('--allow-partial', action='store_true',
+                        help='draw even with a checkpoint that does not fit the backbone: load '
+                        'the keys that fit and warn (refused by default)')
     parser.add_argument('--blocks', nargs='+', help="GLMix blocks as 'stage.block' "
                         '(default: the last GLMix block of each stage)')
     parser.add_argument('--size', type=int, default=448, help='short side of the input')
@@ -173,7 +198,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         rgb, image = load_image(args.image, args.size)
-        model = build_backbone(args.arch, args.config, args.checkpoint)
+        model = build_backbone(args.arch, args.config, args.checkpoint, args.allow_partial)
         blocks = glmix_blocks(model)
         names = args.blocks or default_blocks(blocks)
         unknown = [n for n in names if n not in blocks]

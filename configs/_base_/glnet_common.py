@@ -1,9 +1,17 @@
 # What every glmix_mm config shares: the plugin import, random states saved in checkpoints (so
-# that --resume continues the same random stream), and the parameters of GLNet that get no
+# that --resume continues the same random stream), checkpoints checked against the model when
+# loaded (CheckpointFitHook: a file that does not fit is refused, a fine-tuning load_from skips
+# only the class-dependent head layers), training that Ctrl-C / SIGTERM stops cleanly with
+# atomically written checkpoints and a --resume that finds the newest complete one
+# (ResumableTrainingHook, docs/reliability.md), and the parameters of GLNet that get no
 # weight decay: norms (as in the GLNet author's BiFormer recipes), and GLNet's layer scales
 # (gamma), learnable slot scales and learned initial slots, which are scales / embeddings too.
 custom_imports = dict(imports=['glmix_mm'], allow_failed_imports=False)
-custom_hooks = [dict(type='RNGStateHook')]
+custom_hooks = [
+    dict(type='RNGStateHook'),
+    dict(type='CheckpointFitHook'),
+    dict(type='ResumableTrainingHook'),
+]
 glnet_paramwise_cfg = dict(
     norm_decay_mult=0.,
     custom_keys={

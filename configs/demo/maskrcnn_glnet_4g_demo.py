@@ -71,6 +71,8 @@ param_scheduler = [
 ]
 # From scratch: 10x the pretrained-backbone lr, with gradient clipping.
 optim_wrapper = dict(optimizer=dict(lr=0.001), clip_grad=dict(max_norm=10))
+# A checkpoint every epoch (an interrupted run loses at most the epoch in progress), the last
+# two kept.
 default_hooks = dict(
     logger=dict(interval=20),
-    checkpoint=dict(interval=max_epochs, max_keep_ckpts=1))
+    checkpoint=dict(interval=1, max_keep_ckpts=2))

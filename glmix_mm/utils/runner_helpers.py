@@ -137,3 +137,56 @@ def build_model_from_cfg(cfg: Config) -> torch.nn.Module:
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
     return MODELS.build(model_cfg)
+
+
+# Hooks every run needs, whatever the config (configs/_base_/glnet_common.py has them; a config
+# that replaces custom_hooks, or a stock OpenMMLab config with a glmix_mm backbone, may not).
+SAFETY_HOOKS = ('CheckpointFitHook', 'ResumableTrainingHook')
+
+
+def _hook_name(hook: dict) -> str:
+    kind = hook.get('type', '')
+    return (kind if isinstance(kind, str) else getattr(kind, '__name__', '')).split('.')[-1]
+
+
+def add_safety_hooks(cfg: Config, allow_partial: bool = False) -> None:
+    """Make sure ``cfg.custom_hooks`` holds the glmix_mm hooks that check loaded checkpoints
+    and keep training resumable (:class:`~glmix_mm.engine.CheckpointFitHook`,
+    :class:`~glmix_mm.engine.ResumableTrainingHook`).
+
+    Args:
+        cfg (Config): The full config, changed in place.
+        allow_partial (bool): Let the checkpoint check warn instead of refusing.
+    """
+    hooks = [dict(h) for h in (cfg.get('custom_hooks') or [])]
+    present = {_hook_name(h) for h in hooks}
+    hooks += [dict(type=name) for name in SAFETY_HOOKS if name not in present]
+    for hook in hooks:
+        if _hook_name(hook) == 'CheckpointFitHook':
+            hook['allow_partial'] = allow_partial
+    cfg.custom_hooks = hooks
+
+
+def enable_amp(cfg: Config, training: bool) -> None:
+    """Turn on mixed precision for ``--amp``.
+
+    On a GPU: MMEngine's float16 autocast of the whole model (``AmpOptimWrapper`` with a
+    dynamic loss scaler in training, ``test_cfg.fp16`` in testing). On the CPU: bfloat16
+    autocast of the backbone and neck (:class:`~glmix_mm.engine.CPUAutocastHook`), as MMCV's
+    CPU detection ops have no bfloat16 kernels.
+
+    Args:
+        cfg (Config): The full config, changed in place.
+        training (bool): For ``tools/train.py`` rather than ``tools/test.py``.
+    """
+    if torch.cuda.is_available():
+        if training:
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        else:
+            cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
+        return
+    hooks = [dict(h) for h in (cfg.get('custom_hooks') or [])]
+    if 'CPUAutocastHook' not in {_hook_name(h) for h in hooks}:
+        hooks.append(dict(type='CPUAutocastHook'))
+    cfg.custom_hooks = hooks

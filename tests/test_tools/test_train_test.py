@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
@@ -43,14 +44,20 @@ def test_demo_data_is_exact_and_deterministic(demo_data, tmp_path):
 
 
 def test_train_then_test_gives_coco_metrics(demo_options, tmp_path):
+    """Both with --amp (float16 on a GPU, bfloat16 backbone and neck on the CPU); the float32
+    path runs in test_interrupt.py, test_strict_loading.py and test_resume_and_dist.py."""
     options = demo_options + ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1']
     work = str(tmp_path / 'work')
-    train = run_tool('tools/train.py', DEMO, '--work-dir', work, '--cfg-options', *options)
+    train = run_tool('tools/train.py', DEMO, '--work-dir', work, '--amp', '--cfg-options',
+                     *options)
     assert train.returncode == 0, train.stderr[-3000:]
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
     test = run_tool('tools/test.py', DEMO, osp.join(work, 'epoch_1.pth'), '--work-dir', work,
-                    '--show-dir', 'vis', '--cfg-options', *options)
+                    '--show-dir', 'vis', '--amp', '--cfg-options', *options)
     assert test.returncode == 0, test.stderr[-3000:]
+    if not torch.cuda.is_available():
+        for result in (train, test):
+            assert 'backbone and neck under bfloat16 autocast' in result.stdout + result.stderr
     for key in ('coco/bbox_mAP', 'coco/segm_mAP', 'coco/bbox_mAP_50'):
         assert f"'{key}'" in test.stdout
     drawn = subprocess.run(['find', work, '-name', '*.png', '-path', '*vis*'],
