@@ -12,6 +12,7 @@ PY=${PYTHON:-python}
 TORCH=2.12.1
 TORCHVISION=0.27.1
 MMCV=2.1.0
+MMDEPLOY=1.3.1
 
 have() {  # have DIST VERSION -> true when DIST is installed at exactly VERSION
   [ "$($PY - "$1" <<'PYEOF' 2>/dev/null
@@ -40,5 +41,23 @@ fi
 # 3. The OpenMMLab libraries and the rest of the pinned stack, then glmix_mm itself.
 pipi -r requirements.txt
 pipi --no-deps --no-build-isolation -e .
+
+# 4. Deployment (docs/deployment.md, tests/test_deploy): the `deploy` extra of setup.py (onnx,
+#    onnxruntime, onnxscript), unless its pinned versions are all there; then MMDeploy 1.3.1
+#    without its dependencies (its metadata pins protobuf<=3.20.2, which onnx 1.23 cannot use;
+#    MMDeploy runs with the newer one) and the few it imports.
+if ! $PY - <<'PYEOF' 2>/dev/null
+from importlib.metadata import requires, version
+from packaging.requirements import Requirement
+reqs = [Requirement(r.split(';')[0]) for r in requires('glmix_mm') if 'extra == "deploy"' in r]
+assert reqs and all(r.specifier.contains(version(r.name), prereleases=True) for r in reqs)
+PYEOF
+then
+  pipi --no-build-isolation -e ".[deploy]" "numpy<2"
+fi
+if ! have mmdeploy "$MMDEPLOY"; then
+  pipi --no-deps "mmdeploy==$MMDEPLOY"
+  pipi aenum multiprocess prettytable terminaltables "numpy<2"
+fi
 
 $PY -c 'import mmdet.models, mmseg.models, mmpretrain.models, mmcv.ops, glmix_mm; print("glmix_mm set-up OK")'

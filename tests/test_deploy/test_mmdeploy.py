@@ -1,0 +1,90 @@
+"""MMDeploy 1.3.1 on torch 2.12: the compatibility fixes, and a Mask R-CNN GLNet deployed to ONNX
+Runtime with MMDeploy's dynamic instance-segmentation settings giving PyTorch's detections at the
+export size and at two other sizes (tools/deployment/deploy_detector.py)."""
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip('onnxruntime')
+pytest.importorskip('mmdeploy', reason='MMDeploy is not installed (tools/setup_env.sh installs '
+                    'mmdeploy==1.3.1)')
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tools'))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'deployment'))
+import deploy_detector  # noqa: E402
+
+from glmix_mm.deploy.detections import compare_detections  # noqa: E402
+from glmix_mm.deploy.mmdeploy_compat import apply_mmdeploy_compat  # noqa: E402
+
+
+def test_compat_is_applied_once_and_only_on_request():
+    original_export = torch.onnx.export
+    first = apply_mmdeploy_compat()
+    assert apply_mmdeploy_compat() == first and len(first) == 4
+    import torch.onnx.symbolic_opset9 as opset9
+    assert callable(opset9._cast_Long)
+    # The export rewriter only lives inside MMDeploy's export context.
+    assert torch.onnx.export is original_export
+    from mmdeploy.core import FUNCTION_REWRITER
+    records = FUNCTION_REWRITER._registry._rewrite_records
+    assert len(records['torch.onnx.export']) == 1
+
+
+def test_compare_detections_pairs_by_label_and_overlap():
+    boxes = np.array([[0, 0, 10, 10], [20, 20, 40, 40]], np.float32)
+    ref = dict(bboxes=boxes, scores=np.array([0.9, 0.5]), labels=np.array([0, 1]))
+    same = dict(bboxes=boxes[::-1] + 1e-3, scores=np.array([0.5, 0.9]), labels=np.array([1, 0]))
+    result = compare_detections(ref, same)
+    assert result.num_paired == 2 and result.max_box_error == pytest.approx(1e-3, rel=1e-3)
+    assert result.equal(1e-2, 1e-4, 1e-3)
+    other_label = dict(same, labels=np.array([0, 1]))
+    assert compare_detections(ref, other_label).num_paired == 0
+    assert not compare_detections(ref, other_label).equal(1e-2, 1e-4, 1e-3)
+
+
+@pytest.fixture(scope='module')
+def small_detector(tmp_path_factory):
+    """The demo Mask R-CNN config with a small GLNet-4G layout, and one demo image."""
+    import make_demo_data
+    from mmengine.config import Config
+    out = tmp_path_factory.mktemp('mmdeploy')
+    make_demo_data.main(['--out', str(out / 'data'), '--num-train', '1', '--num-val', '1'])
+    cfg = Config.fromfile(osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py'))
+    cfg.model.backbone.arch = dict(depths=[1, 1, 2, 1], embed_dims=[32, 64, 128, 256],
+                                   mlp_ratios=[3, 3, 3, 3],
+                                   mixers=['glmix', 'glmix', 'glmix+mhsa', 'mhsa'],
+                                   slot_init='ada_avgpool', patch_embed='overlapped',
+                                   cpe_kernel=3, mlp_dwconv=True, layer_scale=None)
+    cfg.model.neck.in_channels = [32, 64, 128, 256]
+    config = str(out / 'small_maskrcnn.py')
+    cfg.dump(config)
+    return config, str(out / 'data/coco/val/val_00001.png'), str(out / 'work')
+
+
+def test_detector_detections_equal_pytorch_at_three_sizes(small_detector, capsys):
+    config, image, work_dir = small_detector
+    # Sizes that need no padding to the size divisor (32): MMDeploy's graph clips boxes at the
+    # padded input's border, PyTorch at the image's (docs/deployment.md).
+    rc = deploy_detector.main([config, '--image', image, '--work-dir', work_dir, '--sizes',
+                               '160x224', '256x352'])
+    printed = capsys.readouterr().out
+    lines = [line for line in printed.splitlines() if 'PyTorch /' in line]
+    assert len(lines) == 3, printed
+    assert rc == 0, printed
+    for line in lines:  # random weights: the RoI head keeps its 100 best detections
+        assert line.split(': ')[1].startswith('100 PyTorch / 100 deployed detections, 100 '
+                                              'paired'), line
+        assert line.endswith('-> equal')
+    assert osp.isfile(osp.join(work_dir, 'end2end.onnx'))
+
+
+def test_deploy_tool_mistakes_get_one_line(small_detector, capsys):
+    config, image, work_dir = small_detector
+    assert deploy_detector.main([config, '--image', 'nowhere.png']) == 2
+    assert "image 'nowhere.png' does not exist" in capsys.readouterr().err
+    assert deploy_detector.main([config, '--image', image, '--sizes', '160']) == 2
+    assert 'HEIGHTxWIDTH' in capsys.readouterr().err
