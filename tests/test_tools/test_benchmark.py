@@ -1,5 +1,6 @@
 """tools/analysis/benchmark.py: tables of alternated runs, reference ratios, upstream weight
-sharing, AMP, synthetic full-model steps, peak memory and the error messages.
+sharing, AMP, synthetic full-model steps, peak memory, compiled twins (``--compile``, with the
+capture-only ``eager`` backend) and the error messages.
 
 Tiny inputs (64x64 or less, one or two timed rounds); the whole file takes about 30 s on 2 CPU
 cores, a fourth of it in the fresh process of the memory test (which imports the OpenMMLab
@@ -167,6 +168,8 @@ def test_cpu_peak_memory_in_a_fresh_process():
     (['glnet-4g:no_such_arg=1'], 'GLNet has no argument no_such_arg'),
     (['r50', '--ref', 'swin-t'], 'not among the models'),
     (['r50', 'r50'], 'listed twice'),
+    (['r50', '--dynamic'], 'add --compile'),
+    (['r50', '--compile', '--compile-mode', 'fast'], "invalid choice: 'fast'"),
     ([], 'Name at least one model'),
 ])
 def test_clear_errors(argv, message, capsys):
@@ -174,6 +177,49 @@ def test_clear_errors(argv, message, capsys):
         benchmark.main(argv)
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_compiled_twins_run_in_the_same_rounds(capsys):
+    """``--compile``: each model and its compiled twin (same module), the first call of the
+    twin apart (its compile time), its speed relative to eager."""
+    rows = benchmark.main(['glnet-stl', 'r50', '--compile', '--compile-backend', 'eager',
+                           '--markdown'] + TINY)
+    assert [r.label for r in rows] == ['glnet-stl', 'glnet-stl (compiled)', 'r50',
+                                       'r50 (compiled)']
+    for eager, compiled in (rows[:2], rows[2:]):
+        assert eager.compile_s is None and eager.vs_eager is None
+        assert compiled.compile_s > 0 and compiled.graph_breaks == 0
+        assert compiled.params_m == eager.params_m
+        assert compiled.vs_eager == pytest.approx(eager.median_ms / compiled.median_ms)
+    assert rows[0].speed_vs_ref == 1.0  # the reference stays the first eager model
+    out = capsys.readouterr().out
+    assert "compiled twins: torch.compile(backend='eager')" in out
+    assert 'compile (s) = the first call of the compiled twin' in out
+    line = next(row for row in out.splitlines() if row.startswith('| glnet-stl (compiled) |'))
+    assert line.split(' | ')[-2] == '0'  # graph breaks column
+
+
+def test_compile_options_and_graph_break_count():
+    args = benchmark.parse_args(['r50', '--compile', '--compile-backend', 'aot_eager',
+                                 '--compile-mode', 'max-autotune-no-cudagraphs', '--dynamic'])
+    assert benchmark.compile_options(args) == dict(
+        backend='aot_eager', mode='max-autotune-no-cudagraphs', dynamic=True)
+    assert [s.label for s in args.specs] == ['r50', 'r50 (compiled)']
+
+    class OneBreak(torch.nn.Module):
+        def forward(self, x):
+            x = x + 1
+            torch._dynamo.graph_break()
+            return x * 2
+
+    torch._dynamo.reset()
+    args = benchmark.parse_args(['r50', '--compile', '--compile-backend', 'eager'])
+    eager = benchmark.Benchmarked(benchmark.ModelSpec('one-break', 'r50'), OneBreak(), None, 0)
+    twin = benchmark.compiled_twin(eager, args, torch.zeros(3))
+    calls = benchmark.first_calls([eager, twin], 'cpu')
+    assert list(calls) == ['one-break (compiled)']
+    assert calls['one-break (compiled)'].graph_breaks == 1
+    assert torch.equal(twin.step(), torch.full((3, ), 2.))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason='needs a machine without a GPU')

@@ -41,6 +41,13 @@ On the CPU the report also gives each model's minor page faults per timed step: 
 memory fresh from the OS, which large short-lived tensors cause when the allocator returns them
 to the OS between steps, and which cost time.
 
+``--compile`` adds, for every model, a twin compiled with ``torch.compile`` (``--compile-backend``,
+``--compile-mode``, ``--dynamic``; the same module and weights) that runs in the same alternating
+rounds as its eager original, labelled ``MODEL (compiled)``. Its first call (tracing, graph
+capture and code generation: the compile time) is timed apart and not among the timed steps;
+the report gives that compile time, the graph breaks dynamo met and the speed of the compiled
+model relative to its eager twin.
+
 ``--profile N`` then runs each model N more steps under the PyTorch profiler and prints its
 operator self time per step by kernel class (dense convolutions, depth-wise convolutions,
 matmuls, fused attention, everything else) and its ``--top`` operators with their input shapes:
@@ -58,6 +65,9 @@ Examples::
     # GPU, a training step under bf16 autocast; a GLNet variant side by side with the default
     python tools/analysis/benchmark.py glnet-4g glnet-4g:mhsa_window=14 r50 --device cuda \
         --mode train --amp bf16 --shape 2x3x800x1280
+
+    # torch.compile (inductor): compile time and compiled vs eager speed, side by side
+    python tools/analysis/benchmark.py glnet-4g conformer-s32 --compile --shape 1x3x224x224
 
     # full detectors: predict on a synthetic 800x1280 image
     python tools/analysis/benchmark.py configs/maskrcnn_glnet_4g_coco.py \
@@ -119,6 +129,8 @@ UPSTREAM_GLNETS: Dict[str, str] = {
     'upstream-glnet-16g': 'glnet_16g',
 }
 AMP_DTYPES = {'none': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+COMPILE_MODES = ('default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs')
+COMPILED_SUFFIX = ' (compiled)'
 MIB = 1024.**2
 
 
@@ -130,15 +142,19 @@ class ModelSpec:
         text (str): The name as given, with its arguments.
         name (str): A key of :data:`BACKBONES` or :data:`UPSTREAM_GLNETS`, or a config path.
         kwargs (dict): Constructor arguments, or config options for a config.
+        compiled (bool): The ``torch.compile`` twin of the model named ``text`` (``--compile``).
     """
     text: str
     name: str
     kwargs: dict = field(default_factory=dict)
+    compiled: bool = False
 
     @property
     def label(self) -> str:
-        """The name in the tables: ``text``, without the directories of a config."""
-        return osp.basename(self.text) if self.is_config else self.text
+        """The name in the tables: ``text``, without the directories of a config, and
+        :data:`COMPILED_SUFFIX` for a compiled twin."""
+        label = osp.basename(self.text) if self.is_config else self.text
+        return label + COMPILED_SUFFIX if self.compiled else label
 
     @property
     def is_config(self) -> bool:
@@ -162,13 +178,16 @@ class Benchmarked:
     model: nn.Module
     step: Callable[[], Any]
     params: int
+    data: Optional[dict] = None  #: a full model's preprocessed synthetic batch
 
 
 @dataclass
 class Result:
     """One row of the tables. Latencies in ms; ``speed_vs_ref`` is ref median / own median
     (above 1: faster than the reference); ``peak_mib`` is None when not measured;
-    ``faults_per_step`` is the median count of minor page faults in a timed CPU step."""
+    ``faults_per_step`` is the median count of minor page faults in a timed CPU step. For a
+    compiled twin (``--compile``): ``compile_s``, the seconds of its first call; ``graph_breaks``,
+    those dynamo met in it; ``vs_eager``, the eager twin's median / its own median."""
     label: str
     params_m: float
     median_ms: float
@@ -177,6 +196,9 @@ class Result:
     speed_vs_ref: float
     peak_mib: Optional[float] = None
     faults_per_step: Optional[float] = None
+    compile_s: Optional[float] = None
+    graph_breaks: Optional[int] = None
+    vs_eager: Optional[float] = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -291,6 +313,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--top', type=int, default=10,
                         help='operators listed per model by --profile (default: 10)')
     parser.add_argument('--seed', type=int, default=0, help='seed of weights and input')
+    parser.add_argument('--compile', action='store_true',
+                        help='also time every model compiled with torch.compile, in the same '
+                        'alternating rounds; reports compile time (first call), graph breaks and '
+                        'the speed relative to eager')
+    parser.add_argument('--compile-backend', default='inductor',
+                        help='torch.compile backend (default: inductor; eager / aot_eager only '
+                        'capture the graph, for checks)')
+    parser.add_argument('--compile-mode', choices=COMPILE_MODES,
+                        help='torch.compile mode (default: PyTorch\'s, "default")')
+    parser.add_argument('--dynamic', action='store_true',
+                        help='torch.compile(dynamic=True): symbolic sizes from the first call')
     parser.add_argument('--markdown', action='store_true',
                         help='also print a markdown table with the machine')
     args = parser.parse_args(argv)
@@ -316,6 +349,12 @@ def check_args(args: argparse.Namespace) -> None:
     labels = [s.label for s in args.specs]
     if len(set(labels)) != len(labels):
         raise ValueError(f'A model is listed twice: {labels}.')
+    if (args.compile_mode or args.dynamic) and not args.compile:
+        raise ValueError('--compile-mode and --dynamic set how models are compiled: add '
+                         '--compile.')
+    if args.compile:
+        args.specs = [twin for spec in args.specs
+                      for twin in (spec, ModelSpec(spec.text, spec.name, spec.kwargs, True))]
     if args.ref is not None:
         matches = [s.label for s in args.specs if args.ref in (s.text, s.label)]
         if not matches:
@@ -554,8 +593,44 @@ def build_benchmarked(spec: ModelSpec, args: argparse.Namespace, x: torch.Tensor
                  build_backbone(spec, args.glnet_kwargs_dict))
         model.to(args.device).train(training)
         step = backbone_step(model, x, args.mode, args.amp)
+        data = None
     params = sum(p.numel() for p in model.parameters())
-    return Benchmarked(spec, model, step, params)
+    return Benchmarked(spec, model, step, params, data)
+
+
+def compile_options(args: argparse.Namespace) -> dict:
+    """The ``torch.compile`` arguments of ``--compile-backend``, ``--compile-mode``,
+    ``--dynamic`` (unset ones left to PyTorch)."""
+    options: Dict[str, Any] = dict(backend=args.compile_backend)
+    if args.compile_mode:
+        options['mode'] = args.compile_mode
+    if args.dynamic:
+        options['dynamic'] = True
+    return options
+
+
+def compiled_twin(eager: Benchmarked, args: argparse.Namespace, x: Optional[torch.Tensor]
+                  ) -> Benchmarked:
+    """The ``torch.compile`` twin of ``eager``: the same module (weights and mode), compiled;
+    its step is ``eager``'s step with the compiled module in place of the module."""
+    spec = ModelSpec(eager.spec.text, eager.spec.name, eager.spec.kwargs, compiled=True)
+    compiled = torch.compile(eager.model, **compile_options(args))
+    if eager.data is None:
+        step = backbone_step(compiled, x, args.mode, args.amp)
+    else:
+        step = full_model_step(compiled, eager.data, args.mode, args.amp, args.infer_mode)
+    return Benchmarked(spec, compiled, step, eager.params)
+
+
+def build_entries(args: argparse.Namespace, x: torch.Tensor) -> List[Benchmarked]:
+    """Every model of ``args.specs`` built, compiled twins right after their eager models."""
+    entries: List[Benchmarked] = []
+    for spec in args.specs:
+        if spec.compiled:
+            entries.append(compiled_twin(entries[-1], args, x))
+        else:
+            entries.append(build_benchmarked(spec, args, x))
+    return entries
 
 
 def share_upstream_weights(entries: Sequence[Benchmarked], x: torch.Tensor, amp: str = 'none'
@@ -567,9 +642,9 @@ def share_upstream_weights(entries: Sequence[Benchmarked], x: torch.Tensor, amp:
     mode on ``x`` (the modes are restored afterwards).
     """
     diffs = {}
-    for theirs in (e for e in entries if e.spec.is_upstream):
+    for theirs in (e for e in entries if e.spec.is_upstream and not e.spec.compiled):
         for ours in entries:
-            if ours.spec.is_upstream or ours.spec.is_config or \
+            if ours.spec.is_upstream or ours.spec.is_config or ours.spec.compiled or \
                     ours.spec.glnet_arch != theirs.spec.glnet_arch:
                 continue
             try:
@@ -641,6 +716,28 @@ def timed_run(entry: Benchmarked, device: str) -> Step:
     return Step(elapsed, peak, faults)
 
 
+class FirstCall(NamedTuple):
+    """The first call of a compiled twin: its seconds (compile time) and the graph breaks
+    dynamo met in it."""
+    seconds: float
+    graph_breaks: int
+
+
+def _graph_breaks_so_far() -> int:
+    from torch._dynamo.utils import counters
+    return sum(counters['graph_break'].values())
+
+
+def first_calls(entries: Sequence[Benchmarked], device: str) -> Dict[str, FirstCall]:
+    """Call each compiled twin once (this compiles it), timed, before the rounds."""
+    calls = {}
+    for entry in (e for e in entries if e.spec.compiled):
+        breaks = _graph_breaks_so_far()
+        step = timed_run(entry, device)
+        calls[entry.spec.label] = FirstCall(step.seconds, _graph_breaks_so_far() - breaks)
+    return calls
+
+
 class Rounds(NamedTuple):
     """Per label: the timed latencies (s), on CUDA the largest per-step memory (MiB), on the
     CPU the page faults of each timed step."""
@@ -674,19 +771,26 @@ def summarize(entries: Sequence[Benchmarked],
               batch: int,
               ref: str,
               peaks: Optional[Dict[str, Optional[float]]] = None,
-              page_faults: Optional[Dict[str, List[int]]] = None) -> List[Result]:
-    """Rows of the tables, with speeds relative to ``ref``."""
+              page_faults: Optional[Dict[str, List[int]]] = None,
+              compiles: Optional[Dict[str, FirstCall]] = None) -> List[Result]:
+    """Rows of the tables, with speeds relative to ``ref`` and, for compiled twins, to their
+    eager models."""
     ref_median = statistics.median(times[ref])
     rows = []
     for entry in entries:
         label = entry.spec.label
         median = statistics.median(times[label])
         faults = (page_faults or {}).get(label)
-        rows.append(Result(label=label, params_m=entry.params / 1e6, median_ms=median * 1e3,
-                           min_ms=min(times[label]) * 1e3, images_per_s=batch / median,
-                           speed_vs_ref=ref_median / median,
-                           peak_mib=(peaks or {}).get(label),
-                           faults_per_step=statistics.median(faults) if faults else None))
+        row = Result(label=label, params_m=entry.params / 1e6, median_ms=median * 1e3,
+                     min_ms=min(times[label]) * 1e3, images_per_s=batch / median,
+                     speed_vs_ref=ref_median / median, peak_mib=(peaks or {}).get(label),
+                     faults_per_step=statistics.median(faults) if faults else None)
+        first = (compiles or {}).get(label)
+        if first is not None:
+            eager = times[label[:-len(COMPILED_SUFFIX)]]
+            row.compile_s, row.graph_breaks = first.seconds, first.graph_breaks
+            row.vs_eager = statistics.median(eager) / median
+        rows.append(row)
     return rows
 
 
@@ -724,10 +828,14 @@ def measure_cpu_memory(args: argparse.Namespace, spec: ModelSpec) -> float:
     """In this process: peak RSS of one step beyond the RSS after building (MiB).
 
     Meant for a fresh process (:func:`memory_in_subprocess`). Where the high-water mark cannot be
-    reset, earlier peaks (imports, building) can hide the step's.
+    reset, earlier peaks (imports, building) can hide the step's. A compiled twin is compiled and
+    called once first, and its second call is measured.
     """
     x = make_input(args.shape_tuple, 'cpu', args.seed)
     entry = build_benchmarked(spec, args, x)
+    if spec.compiled:  # the step of the compiled code, not the compilation
+        entry = compiled_twin(entry, args, x)
+        entry.step()
     baseline = _proc_status_kib('VmRSS')
     if not _reset_peak_rss() or baseline is None:
         print('warning: cannot reset the peak RSS; the figure may include building',
@@ -873,8 +981,12 @@ def describe_run(args: argparse.Namespace) -> str:
     what = args.mode
     if args.mode == 'infer' and any(s.is_config for s in args.specs):
         what += f' ({args.infer_mode} for full models)'
-    return (f'{what}, input {args.shape}, {dtype}, {args.device}, {args.warmup} warm-up + '
+    text = (f'{what}, input {args.shape}, {dtype}, {args.device}, {args.warmup} warm-up + '
             f'{args.repeats} timed rounds, alternating')
+    if args.compile:
+        options = ', '.join(f'{k}={v!r}' for k, v in compile_options(args).items())
+        text += f'; compiled twins: torch.compile({options})'
+    return text
 
 
 def speed_text(ratio: float, is_ref: bool) -> str:
@@ -889,6 +1001,11 @@ def _columns(rows: Sequence[Result], ref: str) -> Tuple[List[str], List[List[str
     body = [[r.label, f'{r.params_m:.1f}', f'{r.median_ms:.1f}', f'{r.min_ms:.1f}',
              f'{r.images_per_s:.2f}', speed_text(r.speed_vs_ref, r.label == ref),
              '-' if r.peak_mib is None else f'{r.peak_mib:.0f}'] for r in rows]
+    if any(r.compile_s is not None for r in rows):
+        header += ['compile (s)', 'graph breaks', 'vs eager']
+        for line, r in zip(body, rows):
+            line += ['-', '-', '-'] if r.compile_s is None else [
+                f'{r.compile_s:.1f}', str(r.graph_breaks), speed_text(r.vs_eager, False)]
     return header, body
 
 
@@ -923,6 +1040,10 @@ def print_report(rows: Sequence[Result], ref: str, args: argparse.Namespace,
     print(f'speed vs {ref} = its median latency / the model\'s median latency '
           '(above 1: faster than the reference)')
     print(format_table(rows, ref))
+    if args.compile:
+        print('compile (s) = the first call of the compiled twin (tracing, graph capture, code '
+              'generation), not timed in the rounds; vs eager = the eager twin\'s median / the '
+              'compiled median')
     faults = [f'{r.label} {r.faults_per_step:.0f}' for r in rows if r.faults_per_step is not None]
     if faults:
         print('minor page faults per timed step (median; first touches of memory fresh from the '
@@ -940,12 +1061,14 @@ def print_report(rows: Sequence[Result], ref: str, args: argparse.Namespace,
 # ------------------------------------------------------------------------------------------------
 def benchmark(args: argparse.Namespace
               ) -> Tuple[List[Result], Dict[Tuple[str, str], float]]:
-    """Build every model of ``args.specs``, share upstream weights, alternate the runs, measure
-    the memory; return the rows and the output differences of shared-weight pairs."""
+    """Build every model of ``args.specs`` (and compile the twins of ``--compile``), share
+    upstream weights, alternate the runs, measure the memory; return the rows and the output
+    differences of shared-weight pairs."""
     _apply_threads(args.threads)
     x = make_input(args.shape_tuple, args.device, args.seed)
-    entries = [build_benchmarked(spec, args, x) for spec in args.specs]
+    entries = build_entries(args, x)
     diffs = share_upstream_weights(entries, x, args.amp)
+    compiles = first_calls(entries, args.device)
     times, peaks, page_faults = run_rounds(entries, args.device, args.warmup, args.repeats)
     for entry in entries if args.profile else []:
         print(format_profile(entry.spec.label, profile_entry(entry, args.device, args.profile),
@@ -953,7 +1076,8 @@ def benchmark(args: argparse.Namespace
     if args.memory and args.device == 'cpu':
         peaks = {e.spec.label: memory_in_subprocess(args, e.spec.label) for e in entries}
     ref = args.ref or entries[0].spec.label
-    return summarize(entries, times, args.shape_tuple[0], ref, peaks, page_faults), diffs
+    rows = summarize(entries, times, args.shape_tuple[0], ref, peaks, page_faults, compiles)
+    return rows, diffs
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[Result]:
