@@ -1,0 +1,51 @@
+"""MMEngine's ``compile`` option with our configs: tools/train.py trains the demo Mask R-CNN
+(GLNet-STL backbone, tiny generated data) with ``--cfg-options compile.backend=eager``.
+
+MMEngine's Runner then wraps ``model.train_step`` in ``torch.compile``: dynamo captures the data
+preprocessor, the detector's forward and losses; mmdet's heads (data-dependent box counts,
+``.item()``, mmcv ops) break the graph and recompile, GLNet must neither break nor recompile. The
+``eager`` backend runs what dynamo captured without generating code (inductor would add minutes
+of C++ compilation; docs/benchmarks.md measures it). Two iterations (8 images, batch 4).
+"""
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
+
+
+# MMEngine compiles all of train_step, the optimizer update included: dynamo then fails inside
+# AdamW.step on the param groups that mmengine's constructor makes with paramwise_cfg
+# (ConfigDict, "'UserDefinedDictVariable' object has no attribute 'items'"), and would otherwise
+# recompile the step whenever a scheduler changes the lr. Needs the optimizer update kept out of
+# the compiled region (torch.compiler.disable on runner.optim_wrapper.update_params, a hook of
+# glmix_mm in the configs); remove this marker with that change.
+@pytest.mark.xfail(strict=True, reason='the optimizer update inside the compiled train_step '
+                   'fails in dynamo (issue 16, part 3)')
+def test_demo_detector_trains_with_mmengine_compile(demo_options, tmp_path):
+    work = str(tmp_path / 'work')
+    options = demo_options + [
+        'train_dataloader.batch_size=4', 'train_cfg.max_epochs=1',
+        'default_hooks.logger.interval=1', 'compile.backend=eager', 'val_cfg=None',
+        'val_dataloader=None', 'val_evaluator=None'
+    ]
+    env = dict(os.environ, TORCH_LOGS='recompiles,graph_breaks')
+    result = subprocess.run(
+        [sys.executable, 'tools/train.py', DEMO, '--work-dir', work, '--cfg-options', *options],
+        cwd=ROOT, capture_output=True, text=True, timeout=1500, env=env)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-4000:]
+    assert 'Model has been "compiled"' in log
+    losses = [float(v) for v in re.findall(r'Epoch\(train\) \[1\]\[\d/2\].*? loss: ([\d.]+)', log)]
+    assert len(losses) == 2, log[-4000:]
+    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+    # Dynamo logs each graph break and recompilation with the user code involved: none in ours.
+    ours = [line for line in log.splitlines()
+            if 'glmix_mm' in line and ('Graph break' in line or 'Recompiling' in line or
+                                       '__graph_breaks' in line or '__recompiles' in line)]
+    assert not ours, ours[:10]
