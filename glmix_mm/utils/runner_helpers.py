@@ -3,7 +3,10 @@
 Both tools work for MMDetection, MMSegmentation and MMPretrain configs alike: the config's
 ``default_scope`` decides which library builds the model, datasets and metrics.
 """
+import gc
 import os.path as osp
+import traceback
+from contextlib import contextmanager
 from typing import Iterator, List, Optional, Tuple
 
 import torch
@@ -105,6 +108,45 @@ def setup_cpu_distributed(cfg: Config) -> None:
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     wrapper['device_ids'] = None
     cfg.model_wrapper_cfg = wrapper
+
+
+def end_distributed() -> None:
+    """Destroy the default process group, if one was started, while Python still runs.
+
+    Destroying it joins the worker threads of its gloo backend here. Left to interpreter exit,
+    a worker that drops the last reference to a collective of the backward pass (DDP's bucket
+    all-reduces hold a Python object, the autograd context) after finalisation has begun is
+    ended by Python inside that C++ destructor: "terminate called without an active exception"
+    and SIGABRT, although the run has finished. The group is destroyed only with its last
+    reference, and the DDP-wrapped model holds one: release the runner first.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    gc.collect()  # a runner is full of reference cycles; its DDP model holds the group
+    dist.destroy_process_group()
+
+
+@contextmanager
+def distributed_session(cfg: Config) -> Iterator[None]:
+    """Where a tool builds and runs its runner: a distributed launch starts (gloo on the CPU,
+    :func:`setup_cpu_distributed`) and always ends cleanly (:func:`end_distributed`).
+
+    Build and run the runner in a function called inside the block, so that no reference to
+    it outlives the block. If the block raises, the finished frames of the traceback let go of
+    their locals (the runner among them) before the group is destroyed; the traceback still
+    prints as usual.
+
+    Args:
+        cfg (Config): The full config, with ``launcher`` set (:func:`apply_common_args`).
+    """
+    setup_cpu_distributed(cfg)
+    try:
+        yield
+    except BaseException as error:
+        traceback.clear_frames(error.__traceback__)
+        raise
+    finally:
+        end_distributed()
 
 
 def enable_show_dir(cfg: Config, show_dir: str) -> None:

@@ -1,12 +1,22 @@
-"""Training reliability: exact resume after SIGKILL, and 2-process DDP on the CPU (gloo)."""
+"""Training reliability: exact resume after SIGKILL, and 2-process DDP on the CPU (gloo): it ends
+cleanly, and its gradients are those of one process on the whole batch."""
+import gc
+import json
 import os
 import os.path as osp
 import signal
+import socket
 import subprocess
 import sys
 import time
 
+import pytest
 import torch
+import torch.distributed as dist
+from mmengine.config import Config
+from torch.nn.parallel import DistributedDataParallel
+
+from glmix_mm.utils.runner_helpers import distributed_session
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
@@ -62,4 +72,86 @@ def test_dist_train_runs_two_processes_on_cpu(demo_options, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert 'Distributed training: True' in log and 'GPU number: 2' in log
+    assert 'terminate called' not in log
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+
+
+def test_ddp_gradients_equal_one_process_on_the_whole_batch():
+    script = osp.join(ROOT, 'tests/test_tools/ddp_gradients.py')
+    result = subprocess.run(
+        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
+         f'--master_port={free_port()}', script],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report['params'] > 200
+    assert report['max_rel_error'] < 1e-4, report
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def gloo_worker_threads() -> int:
+    """Worker threads of gloo process groups alive in this process (named in /proc)."""
+    names = []
+    for task in os.listdir('/proc/self/task'):
+        try:
+            with open(f'/proc/self/task/{task}/comm') as f:
+                names.append(f.read().strip())
+        except OSError:  # a thread that just ended
+            pass
+    return names.count('pt_gloo_runloop')
+
+
+@pytest.fixture
+def single_process_group(monkeypatch):
+    """A config for a 1-process torchrun-like launch, its gloo group started."""
+    for key, value in dict(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()), RANK='0',
+                           LOCAL_RANK='0', WORLD_SIZE='1').items():
+        monkeypatch.setenv(key, value)
+    dist.init_process_group('gloo')  # as setup_cpu_distributed would without a GPU
+    yield Config(dict(launcher='pytorch'))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def one_ddp_step() -> DistributedDataParallel:
+    model = DistributedDataParallel(torch.nn.Linear(4, 4))
+    model(torch.randn(2, 4)).sum().backward()
+    return model
+
+
+@pytest.mark.skipif(not osp.isdir('/proc/self/task'), reason='thread names from /proc')
+def test_distributed_session_joins_the_gloo_threads(single_process_group):
+    with distributed_session(single_process_group):
+        one_ddp_step()
+        assert gloo_worker_threads() > 0
+    assert not dist.is_initialized()
+    assert gloo_worker_threads() == 0  # ended here, not racing the interpreter's exit
+
+
+@pytest.mark.skipif(not osp.isdir('/proc/self/task'), reason='thread names from /proc')
+def test_distributed_session_joins_the_gloo_threads_after_an_error(single_process_group):
+    def failing_run():
+        model = one_ddp_step()  # noqa: F841  (a local of the failed frame, as a runner is)
+        raise RuntimeError('boom')
+
+    with pytest.raises(RuntimeError, match='boom'):
+        with distributed_session(single_process_group):
+            failing_run()
+    assert gloo_worker_threads() == 0
+
+
+@pytest.mark.skipif(not osp.isdir('/proc/self/task'), reason='thread names from /proc')
+def test_the_group_lives_as_long_as_a_ddp_model(single_process_group):
+    kept = []
+    with distributed_session(single_process_group):
+        kept.append(one_ddp_step())
+    assert not dist.is_initialized()
+    assert gloo_worker_threads() > 0  # why the tools must not keep the runner past the block
+    kept.clear()
+    gc.collect()
+    assert gloo_worker_threads() == 0
