@@ -22,9 +22,10 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import glmix_mm  # noqa: E402,F401  (registers the models; loads checkpoints with torch>=2.6)
+from glmix_mm.models.safe_load import CheckpointLoadError  # noqa: E402
 from glmix_mm.engine import CheckpointMismatchError  # noqa: E402
 from glmix_mm.utils import (DatasetNotFoundError, apply_common_args, check_datasets,  # noqa: E402
-                            enable_show_dir, setup_cpu_distributed)
+                            distributed_session, enable_show_dir)
 from glmix_mm.utils.runner_helpers import add_safety_hooks, enable_amp  # noqa: E402
 
 
@@ -69,8 +70,8 @@ def main(argv=None) -> int:
     except DatasetNotFoundError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    setup_cpu_distributed(cfg)
-    return run_test(cfg)
+    with distributed_session(cfg):
+        return run_test(cfg)
 
 
 def run_test(cfg: Config) -> int:
@@ -78,7 +79,7 @@ def run_test(cfg: Config) -> int:
     outlives this call (a distributed process group is released with it)."""
     try:
         metrics = Runner.from_cfg(cfg).test()
-    except CheckpointMismatchError as e:
+    except (CheckpointMismatchError, CheckpointLoadError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     if get_rank() == 0:

@@ -23,10 +23,11 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import glmix_mm  # noqa: E402,F401  (registers the models; loads checkpoints with torch>=2.6)
+from glmix_mm.models.safe_load import CheckpointLoadError  # noqa: E402
 from glmix_mm.engine import (CheckpointMismatchError, ResumableTrainingHook,  # noqa: E402
                              ResumeError, TrainingInterrupted, latest_checkpoint)
 from glmix_mm.utils import (DatasetNotFoundError, apply_common_args, check_datasets,  # noqa: E402
-                            setup_cpu_distributed)
+                            distributed_session)
 from glmix_mm.utils.runner_helpers import add_safety_hooks, enable_amp  # noqa: E402
 
 
@@ -76,8 +77,8 @@ def main(argv=None) -> int:
     except DatasetNotFoundError as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    setup_cpu_distributed(cfg)
-    return run_training(cfg)
+    with distributed_session(cfg):  # ends a distributed run cleanly (no abort at exit)
+        return run_training(cfg)
 
 
 def run_training(cfg: Config) -> int:
@@ -86,7 +87,7 @@ def run_training(cfg: Config) -> int:
     runner = Runner.from_cfg(cfg)
     try:
         runner.train()
-    except (CheckpointMismatchError, ResumeError) as e:
+    except (CheckpointMismatchError, CheckpointLoadError, ResumeError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:
