@@ -26,6 +26,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 
 from glmix_mm.registry import register_model
 
+from .argument_checks import check_drop_path_rate, check_out_indices, is_int
 from .checkpoint import StateDict, load_pretrained
 from .freezing import batch_norms_to_eval, freeze
 
@@ -110,8 +111,8 @@ class Conformer(MMPretrainConformer):
             ``'small'``.
         patch_size (int): 16 or 32; the transformer branch works at this stride. The released
             models are tiny/16, small/16, small/32 and base/16. Defaults to 16.
-        out_indices (Sequence[int]): Which of the four CNN-branch maps to return, in 0..3.
-            Defaults to ``(0, 1, 2, 3)``.
+        out_indices (int | Sequence[int]): Which of the four CNN-branch maps to return, in
+            0..3 (negative indices count from the last map). Defaults to ``(0, 1, 2, 3)``.
         frozen_stages (int): -1 freezes nothing; 0 freezes the stem (``conv1``, ``bn1``); ``k``
             in 1..4 freezes the stem and everything up to output ``k - 1``, both branches: stage
             group 1 is block 1 (with ``cls_token``) to block ``depths / 3``, group 2 the blocks up
@@ -149,10 +150,13 @@ class Conformer(MMPretrainConformer):
                  drop_path_rate: float = 0.,
                  init_cfg: Optional[dict] = None) -> None:
         settings = self._arch_settings(arch)
-        if patch_size not in self.patch_sizes:
-            raise ValueError(f'Conformer supports patch_size {self.patch_sizes}, got {patch_size}.')
-        if not -1 <= frozen_stages <= 4:
-            raise ValueError(f'frozen_stages must be in -1..4, got {frozen_stages}.')
+        if patch_size not in self.patch_sizes or isinstance(patch_size, bool):
+            raise ValueError(f'Conformer supports patch_size {self.patch_sizes}, got '
+                             f'{patch_size!r}.')
+        if not is_int(frozen_stages) or frozen_stages not in range(-1, 5):
+            raise ValueError(f'frozen_stages must be an int in -1..4, got {frozen_stages!r}.')
+        check_drop_path_rate(drop_path_rate)
+        out_indices = check_out_indices(out_indices, len(self.strides))
         super().__init__(
             arch=settings,
             patch_size=patch_size,
@@ -173,7 +177,7 @@ class Conformer(MMPretrainConformer):
         self.patch_size = patch_size
         self.with_cp = with_cp
         self.out_blocks = (self.depths // 3, 2 * self.depths // 3, self.depths - 1, self.depths)
-        self.out_indices = self._check_out_indices(out_indices)
+        self.out_indices = out_indices
         channels = [64 * self.channel_ratio * ratio for ratio in (1, 2, 4, 4)]
         self.out_channels = tuple(channels[i] for i in self.out_indices)
         self._freeze_stages()
@@ -201,18 +205,6 @@ class Conformer(MMPretrainConformer):
             raise ValueError(f'embed_dims ({arch["embed_dims"]}) must be divisible by num_heads '
                              f'({arch["num_heads"]}).')
         return dict(arch)
-
-    @staticmethod
-    def _check_out_indices(out_indices: Sequence[int]) -> Tuple[int, ...]:
-        """Validate ``out_indices`` and return them sorted."""
-        if isinstance(out_indices, int):
-            out_indices = (out_indices, )
-        out_indices = tuple(out_indices)
-        if not out_indices or any(not 0 <= i <= 3 for i in out_indices) or len(
-                set(out_indices)) != len(out_indices):
-            raise ValueError('out_indices must be distinct indices of the four CNN-branch maps '
-                             f'(0..3), got {out_indices}.')
-        return tuple(sorted(out_indices))
 
     def _stage_group(self, group: int) -> List[nn.Module]:
         """The modules of stage group ``group`` (1..4): what produces output ``group - 1``."""
@@ -266,13 +258,22 @@ class Conformer(MMPretrainConformer):
         self._is_init = True
 
     def _check_input(self, x: torch.Tensor) -> None:
-        """Raise a ``ValueError`` for inputs the network cannot process."""
+        """Raise a ``ValueError`` (``TypeError``) for inputs the network cannot process
+        (attributes only: no pass over the data)."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f'Conformer expects a torch.Tensor image batch, got '
+                            f'{type(x).__name__}; convert it with torch.as_tensor(...).')
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError('Conformer expects a batch of RGB images of shape (N, 3, H, W), got '
                              f'shape {tuple(x.shape)}. Add a batch dimension (x[None]) to a '
                              'single image and feed 3-channel images.')
+        if not x.is_floating_point():
+            raise TypeError(f'Conformer expects a floating-point image batch (normalised with '
+                            f'the mean and std, as the data preprocessor does), got {x.dtype}.')
         cell = self.patch_size // 4
         height, width = x.shape[2:]
+        if height < 1 or width < 1:
+            raise ValueError(f'Conformer got an empty image batch of shape {tuple(x.shape)}.')
         if math.ceil(height / 4) % cell or math.ceil(width / 4) % cell:
             raise ValueError(
                 f'Conformer(patch_size={self.patch_size}) cannot process {height}x{width} inputs: '

@@ -17,6 +17,7 @@ from mmengine.model.weight_init import constant_init, trunc_normal_init
 from glmix_mm.registry import register_model
 
 from . import cpu_blocking
+from .argument_checks import check_drop_path_rate, check_norm_cfg, check_out_indices, is_int
 from .checkpoint import StateDict, load_pretrained
 from .freezing import batch_norms_to_eval, freeze
 from .glmix import GLMixBlock, MHSABlock, MHSATokenBlock, check_window
@@ -121,7 +122,8 @@ class GLNet(BaseModule):
             token-labeling checkpoints) or a dict with the keys of an ``arch_zoo`` entry
             (``head_dim``, ``num_slots``, ``local_kernel`` are optional).
         in_channels (int): Input channels. Defaults to 3.
-        out_indices (Sequence[int]): Stages whose outputs are returned. Defaults to (0, 1, 2, 3).
+        out_indices (int | Sequence[int]): Stages whose outputs are returned (negative indices
+            count from the last stage). Defaults to (0, 1, 2, 3).
         out_norm (dict, optional): Norm config applied to each returned map (one norm layer
             ``norm{i}`` per output, not part of the ImageNet checkpoints). Defaults to
             ``dict(type='LN2d', eps=1e-6)``; None returns the raw stage outputs.
@@ -199,16 +201,17 @@ class GLNet(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.arch_name, self.arch_settings = self._parse_arch(arch)
         settings = self.arch_settings
-        out_indices = [i + 4 if i < 0 else i for i in out_indices]
-        if not out_indices or any(i not in range(4) for i in out_indices):
-            raise ValueError(f'out_indices must be stage indices in 0..3, got {out_indices}.')
-        if len(set(out_indices)) != len(out_indices):
-            raise ValueError(f'out_indices names a stage twice: {out_indices}; each stage is '
-                             'returned once.')
-        if frozen_stages not in range(-1, 5):
-            raise ValueError(f'frozen_stages must be in -1..4, got {frozen_stages}.')
+        out_indices = check_out_indices(out_indices, 4)
+        if not is_int(frozen_stages) or frozen_stages not in range(-1, 5):
+            raise ValueError(f'frozen_stages must be an int in -1..4, got {frozen_stages!r}.')
+        if not is_int(in_channels) or in_channels < 1:
+            raise ValueError(f'in_channels must be a positive int, got {in_channels!r}.')
+        check_drop_path_rate(drop_path_rate)
+        check_norm_cfg(norm_cfg, 'norm_cfg')
+        if out_norm is not None:
+            check_norm_cfg(out_norm, 'out_norm')
         self.in_channels = in_channels
-        self.out_indices = tuple(sorted(out_indices))
+        self.out_indices = out_indices
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.mhsa_window = check_window(mhsa_window)
@@ -262,7 +265,16 @@ class GLNet(BaseModule):
         if arch['patch_embed'] not in ('overlapped', 'non_overlapped'):
             raise ValueError("patch_embed must be 'overlapped' or 'non_overlapped', got "
                              f'{arch["patch_embed"]!r}.')
-        return 'custom', {**cls.arch_defaults, **arch}
+        settings = {**cls.arch_defaults, **arch}
+        for key in ('depths', 'embed_dims', 'mlp_ratios'):
+            if not isinstance(settings[key], Sequence) or len(settings[key]) != 4:
+                raise ValueError(f'Custom GLNet arch: {key} must list 4 values, one per stage, '
+                                 f'got {settings[key]!r}.')
+        bad_dims = [d for d in settings['embed_dims'] if d % settings['head_dim']]
+        if bad_dims:
+            raise ValueError(f'Custom GLNet arch: head_dim {settings["head_dim"]} must divide '
+                             f'every embed_dims entry, not {bad_dims}.')
+        return 'custom', settings
 
     def _make_stage(self, index: int, drop_path_rates: List[float],
                     with_cp: bool) -> GLNetStage:
@@ -328,9 +340,18 @@ class GLNet(BaseModule):
         }
 
     def _check_input(self, x: torch.Tensor) -> None:
+        """Refuse what the network cannot process with one line (attributes only: no pass over
+        the data, so NaNs are not looked for)."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f'GLNet expects a torch.Tensor image batch, got '
+                            f'{type(x).__name__}; convert it with torch.as_tensor(...).')
         if x.dim() != 4 or x.shape[1] != self.in_channels:
+            hint = ' Add a batch dimension (x[None]) to a single image.' if x.dim() == 3 else ''
             raise ValueError(f'GLNet expects an image batch of shape (N, {self.in_channels}, H, '
-                             f'W), got {tuple(x.shape)}.')
+                             f'W), got {tuple(x.shape)}.{hint}')
+        if not x.is_floating_point():
+            raise TypeError(f'GLNet expects a floating-point image batch (normalised with the '
+                            f'mean and std, as the data preprocessor does), got {x.dtype}.')
         if x.shape[2] < 1 or x.shape[3] < 1:
             raise ValueError(f'GLNet got an empty image batch of shape {tuple(x.shape)}.')
 
