@@ -48,6 +48,16 @@ def segment(image, cfg: Config, checkpoint: str, out: str, device: str) -> None:
                               out_file=out)
 
 
+def read_image(path: str):
+    """The image as 8-bit BGR, read as the test pipeline reads files (mmcv: grayscale and
+    palette images become 3-channel, 16-bit ones are scaled to 8 bits, alpha is dropped); None
+    if the file is not an image (OpenCV raises on an empty file)."""
+    try:
+        return mmcv.imread(path)
+    except Exception:
+        return None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Detection or segmentation on one image.')
     parser.add_argument('image', help='input image')
@@ -68,9 +78,10 @@ def main(argv=None) -> int:
         if not osp.isfile(path):
             print(f'error: {what} {path!r} does not exist', file=sys.stderr)
             return 1
-    image = mmcv.imread(args.image)
+    image = read_image(args.image)
     if image is None:
-        print(f'error: {args.image!r} is not a readable image', file=sys.stderr)
+        print(f'error: {args.image!r} ({osp.getsize(args.image)} bytes) is not an image file '
+              'that can be read (PNG, JPEG, BMP, TIFF, ...)', file=sys.stderr)
         return 1
     cfg = Config.fromfile(args.config)
     scope = cfg.get('default_scope')

@@ -10,7 +10,10 @@ Images of coloured squares, discs and triangles on textured backgrounds, with ex
 * ``<out>/imagenet``: an ImageNet-style folder per class (``{train,val}/<class>/*.png``), one
   shape per image, for MMPretrain's ``CustomDataset``.
 
-Nothing is downloaded; the same seed gives the same files.
+Nothing is downloaded; the same seed gives the same files. Run again into the same folder, it
+replaces what it wrote there before (listed in ``<out>/.make_demo_data.json``), so no image of
+an earlier run stays in a dataset; it refuses, before touching anything, a folder whose
+``coco/``, ``ade/`` or ``imagenet/`` holds files it did not write.
 
 Example::
 
@@ -20,13 +23,17 @@ import argparse
 import json
 import os
 import os.path as osp
-from typing import Dict, List, Tuple
+import sys
+from typing import Dict, List, Set, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
 CLASSES = ('square', 'disc', 'triangle')
+# The folders below --out that the generator writes into, and the list of files it wrote.
+SUBTREES = ('coco', 'ade', 'imagenet')
+MANIFEST = '.make_demo_data.json'
 # Colours the demo visualisations use for the classes (RGB).
 PALETTE = [(220, 20, 60), (0, 128, 255), (255, 200, 0)]
 
@@ -143,19 +150,108 @@ def write_classification_split(out: str, split: str, num_per_class: int, size: i
     return num_per_class * len(CLASSES)
 
 
+def planned_files(num_train: int, num_val: int) -> List[str]:
+    """Paths (relative to --out) of every file :func:`main` writes for these split sizes."""
+    files = []
+    for split, num in (('train', num_train), ('val', num_val)):
+        ade_split = dict(train='training', val='validation')[split]
+        files.append(f'coco/annotations/instances_{split}.json')
+        for image_id in range(1, num + 1):
+            name = f'{split}_{image_id:05d}'
+            files += [f'coco/{split}/{name}.png', f'ade/images/{ade_split}/{name}.jpg',
+                      f'ade/annotations/{ade_split}/{name}.png']
+        files += [f'imagenet/{split}/{c}/{split}_{i:05d}.png' for c in CLASSES
+                  for i in range(max(1, num // len(CLASSES)))]
+    return files
+
+
+def files_in_subtrees(out: str) -> Set[str]:
+    """Every file below the folders the generator writes into, relative to ``out``."""
+    found = set()
+    for subtree in SUBTREES:
+        for folder, _, names in os.walk(osp.join(out, subtree)):
+            found.update(osp.relpath(osp.join(folder, n), out) for n in names)
+    return found
+
+
+def _read_manifest(out: str) -> Set[str]:
+    path = osp.join(out, MANIFEST)
+    if not osp.isfile(path):
+        return set()
+    with open(path) as f:
+        files = json.load(f)['files']
+    # Only plain relative paths inside the subtrees: a hand-edited list cannot reach elsewhere.
+    return {f for f in files if not osp.isabs(f) and '..' not in f.split('/') and
+            f.split('/')[0] in SUBTREES}
+
+
+def _write_manifest(out: str, files: Set[str]) -> None:
+    os.makedirs(out, exist_ok=True)
+    tmp = osp.join(out, MANIFEST + '.tmp')
+    with open(tmp, 'w') as f:
+        json.dump(dict(files=sorted(files)), f, indent=0)
+    os.replace(tmp, osp.join(out, MANIFEST))
+
+
+def clear_previous_output(out: str, planned: List[str]) -> None:
+    """Remove the files an earlier run wrote into ``out`` (and folders left empty), after
+    recording ``planned`` too, so that an interrupted run is cleared next time as well.
+
+    Raises:
+        FileExistsError: ``out`` holds files in the generator's folders that it did not write
+            (nothing is removed then).
+    """
+    previous = _read_manifest(out)
+    foreign = sorted(files_in_subtrees(out) - previous)
+    if foreign:
+        raise FileExistsError(
+            f'{out} holds {len(foreign)} file(s) in {"/, ".join(SUBTREES)}/ that '
+            f'make_demo_data.py did not write (e.g. {foreign[0]}), which would mix into the '
+            'generated datasets; give a new or empty --out folder, or remove them.')
+    _write_manifest(out, previous | set(planned))
+    for name in previous:
+        path = osp.join(out, name)
+        if osp.isfile(path):
+            os.remove(path)
+    for subtree in SUBTREES:
+        for folder, _, _ in sorted(os.walk(osp.join(out, subtree)), reverse=True):
+            if not os.listdir(folder):
+                os.rmdir(folder)
+
+
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
+        return value
+    return parse
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Generate the glmix_mm demo datasets.')
     parser.add_argument('--out', default='data/demo', help='output folder')
-    parser.add_argument('--num-train', type=int, default=400, help='training images')
-    parser.add_argument('--num-val', type=int, default=50, help='validation images')
-    parser.add_argument('--size', type=int, default=128, help='image side in pixels')
-    parser.add_argument('--max-objects', type=int, default=4, help='objects per image (max)')
+    parser.add_argument('--num-train', type=_at_least(1), default=400, help='training images')
+    parser.add_argument('--num-val', type=_at_least(1), default=50, help='validation images')
+    parser.add_argument('--size', type=_at_least(32), default=128,
+                        help='image side in pixels (at least 32)')
+    parser.add_argument('--max-objects', type=_at_least(1), default=4,
+                        help='objects per image (max)')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     args = parse_args(argv)
+    planned = planned_files(args.num_train, args.num_val)
+    try:
+        clear_previous_output(args.out, planned)
+    except FileExistsError as error:
+        print(f'error: {error}', file=sys.stderr)
+        return 1
     for split, num, seed in (('train', args.num_train, args.seed),
                              ('val', args.num_val, args.seed + 1)):
         stats = write_split(args.out, split, num, args.size, args.max_objects, seed)
@@ -164,7 +260,9 @@ def main(argv=None) -> None:
         per_class = max(1, num // len(CLASSES))
         count = write_classification_split(args.out, split, per_class, args.size, seed + 10)
         print(f'{split}: {count} single-shape images -> {args.out}/imagenet')
+    _write_manifest(args.out, set(planned))
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

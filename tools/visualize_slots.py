@@ -14,12 +14,13 @@ Examples::
 import argparse
 import os.path as osp
 import sys
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
 
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
+import mmcv  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -83,6 +84,26 @@ def glmix_blocks(model: GLNet) -> Dict[str, GLMixBlock]:
     }
 
 
+def check_block_names(model: GLNet, names: Sequence[str]) -> None:
+    """Refuse ``--blocks`` entries that are not ``stage.block``, name no block of ``model``, or
+    name a block without slots (an MHSA block), saying which blocks have slots."""
+    with_slots = ', '.join(glmix_blocks(model))
+    for name in names:
+        stage, _, block = name.partition('.')
+        if not (stage.isdigit() and block.isdigit()):
+            raise ValueError(f"--blocks {name!r}: give blocks as 'stage.block' (e.g. 2.5); "
+                             f'blocks with slots: {with_slots}')
+        stage, block = int(stage), int(block)
+        if stage >= len(model.stages) or block >= len(model.stages[stage].blocks):
+            sizes = ', '.join(f'stage {i}: 0..{len(s.blocks) - 1}'
+                              for i, s in enumerate(model.stages))
+            raise ValueError(f'--blocks {name!r}: no such block ({sizes})')
+    unknown = [n for n in names if n not in glmix_blocks(model)]
+    if unknown:
+        raise ValueError(f'blocks {unknown} have no slots (not GLMix blocks); blocks with '
+                         f'slots: {with_slots}')
+
+
 def default_blocks(blocks: Dict[str, GLMixBlock]) -> List[str]:
     """The last GLMix block of every stage that has one."""
     last = {}
@@ -91,14 +112,25 @@ def default_blocks(blocks: Dict[str, GLMixBlock]) -> List[str]:
     return list(last.values())
 
 
-def load_image(path: str, size: int) -> Tuple[np.ndarray, torch.Tensor]:
-    """The image resized to ``size`` on its short side (RGB uint8) and its normalised tensor."""
+def read_rgb(path: str) -> np.ndarray:
+    """An image file as 8-bit RGB, read as MMDetection's pipeline reads it (mmcv): grayscale
+    and palette images become RGB, 16-bit images are scaled to 8 bits (not clipped), alpha is
+    dropped."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'image {path!r} does not exist')
     try:
-        img = Image.open(path).convert('RGB')
-    except OSError as e:
-        raise ValueError(f'{path!r} is not an image PIL can read: {e}') from None
+        rgb = mmcv.imread(path, channel_order='rgb')
+    except Exception:  # OpenCV raises cv2.error on an empty or undecodable file
+        rgb = None
+    if rgb is None:
+        raise ValueError(f'{path!r} ({osp.getsize(path)} bytes) is not an image file that can '
+                         'be read (PNG, JPEG, BMP, TIFF, ...)')
+    return rgb
+
+
+def load_image(path: str, size: int) -> Tuple[np.ndarray, torch.Tensor]:
+    """The image resized to ``size`` on its short side (RGB uint8) and its normalised tensor."""
+    img = Image.fromarray(read_rgb(path))
     scale = size / min(img.size)
     img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                      Image.BICUBIC)
@@ -175,6 +207,19 @@ def draw(rgb: np.ndarray, assignments: Dict[str, torch.Tensor], num_shown: int,
     plt.close(fig)
 
 
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an int not below ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
+        return value
+    return parse
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Draw GLNet semantic-slot maps of an image.')
     parser.add_argument('image', help='input image')
@@ -187,8 +232,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'the keys that fit and warn (refused by default)')
     parser.add_argument('--blocks', nargs='+', help="GLMix blocks as 'stage.block' "
                         '(default: the last GLMix block of each stage)')
-    parser.add_argument('--size', type=int, default=448, help='short side of the input')
-    parser.add_argument('--num-slots-shown', type=int, default=4,
+    parser.add_argument('--size', type=at_least(32), default=448,
+                        help='short side of the input (at least 32: one pixel at stride 32)')
+    parser.add_argument('--num-slots-shown', type=at_least(1), default=4,
                         help='representative slots drawn per block')
     parser.add_argument('--out', default='slots.png', help='output PNG')
     return parser.parse_args(argv)
@@ -197,14 +243,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
+        if args.config and not osp.isfile(args.config):
+            raise FileNotFoundError(f'config {args.config!r} does not exist')
         rgb, image = load_image(args.image, args.size)
         model = build_backbone(args.arch, args.config, args.checkpoint, args.allow_partial)
         blocks = glmix_blocks(model)
         names = args.blocks or default_blocks(blocks)
-        unknown = [n for n in names if n not in blocks]
-        if unknown:
-            raise ValueError(f'blocks {unknown} have no slots (not GLMix blocks); blocks with '
-                             f'slots: {", ".join(blocks)}')
+        check_block_names(model, names)
         draw(rgb, slot_assignments(model, blocks, names, image), args.num_slots_shown,
              args.out)
     except (FileNotFoundError, ValueError, RuntimeError) as e:

@@ -438,9 +438,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--arch', help=f'count a backbone instead: one of {", ".join(ARCHS)}')
     parser.add_argument('--all-archs', action='store_true',
                         help='every arch at 224x224 against its published figure (markdown)')
-    parser.add_argument('--shape', type=int, nargs='+', metavar='S',
-                        help='input size: S (SxS) or H W; default 224 for --arch, for a '
-                        'config 800 1280 (mmdet), 512 2048 (mmseg), 224 (mmpretrain)')
+    parser.add_argument('--shape', nargs='+', metavar='S',
+                        help='input size: S (SxS) or H W (also HxW); default 224 for --arch, '
+                        'for a config 800 1280 (mmdet), 512 2048 (mmseg), 224 (mmpretrain)')
     parser.add_argument('--batch', type=int, default=1, help='images per batch (default 1)')
     parser.add_argument('--backbone-only', action='store_true',
                         help='with a config: count model.backbone only')
@@ -449,6 +449,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config entries, e.g. model.backbone.arch=9g')
     args = parser.parse_args(argv)
+    if args.shape is not None:
+        sides = [side for value in args.shape for side in value.lower().split('x')]
+        if not all(side.strip().isdigit() for side in sides):
+            parser.error(f'--shape takes one or two positive integers (S for SxS, or H W, or '
+                         f'HxW), got {" ".join(args.shape)!r}')
+        args.shape = [int(side) for side in sides]
     if (args.config is not None) + (args.arch is not None) + args.all_archs != 1:
         parser.error('give exactly one of: a config, --arch ARCH, --all-archs')
     if args.config is None and (args.backbone_only or args.cfg_options):

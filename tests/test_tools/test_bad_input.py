@@ -1,0 +1,455 @@
+"""Bad input to the tools (docs/reliability.md, "Bad input"): datasets, configs, tool
+arguments and image files. Each case checks the exit code and that the one line the user sees
+names the problem and the fix, or that the input works and gives the right result.
+
+The tools run in this process (``main(argv)``), which is much faster than a subprocess each.
+"""
+import importlib.util
+import json
+import os
+import os.path as osp
+import re
+import shutil
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+from PIL import Image
+
+import glmix_mm  # noqa: F401
+from glmix_mm.utils.runner_helpers import BadDatasetError, DatasetNotFoundError, check_datasets
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
+COCO = osp.join(ROOT, 'configs/maskrcnn_glnet_4g_coco.py')
+
+
+def load_tool(path: str):
+    """A tool script as a module (its own name: ``tools/test.py`` is not the ``test``
+    package)."""
+    name = 'tool_' + path.replace('/', '_').replace('.py', '')
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, path))
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
+
+
+def error_line(capsys) -> str:
+    """The first line the tool wrote to stderr."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    return lines[0] if lines else ''
+
+
+def demo_cfg(root: str) -> Config:
+    """The demo detection config on the COCO-format data under ``root``."""
+    cfg = Config.fromfile(DEMO)
+    ann = osp.join(root, 'annotations/instances_val.json')
+    cfg.merge_from_dict({
+        'train_dataloader.dataset.data_root': root, 'val_dataloader.dataset.data_root': root,
+        'test_dataloader.dataset.data_root': root, 'val_evaluator.ann_file': ann,
+        'test_evaluator.ann_file': ann})
+    return cfg
+
+
+@pytest.fixture
+def coco_copy(demo_data, tmp_path):
+    """A writable copy of the demo COCO data (8 training, 4 validation images)."""
+    root = tmp_path / 'coco'
+    shutil.copytree(demo_data / 'coco', root)
+    return str(root) + '/'
+
+
+# ---------------------------------------------------------------------------------------------
+# Datasets
+
+
+def test_missing_dataset_hint_fixes_every_loader_and_evaluator(demo_data, tmp_path,
+                                                               monkeypatch):
+    """The --cfg-options of the message, with the placeholder replaced by a real copy, make
+    every dataloader and evaluator of the config find its data."""
+    monkeypatch.chdir(tmp_path)  # the config's relative data_root does not exist here
+    cfg = Config.fromfile(DEMO)
+    with pytest.raises(DatasetNotFoundError) as error:
+        check_datasets(cfg, ('train_dataloader', 'val_dataloader'))
+    problem, fix = str(error.value).splitlines()
+    assert problem.startswith('The demo dataset not found: data/demo/coco/annotations/'
+                              'instances_train.json') and 'train_dataloader' in problem
+    assert fix.startswith('Generate it with `python tools/make_demo_data.py --out data/demo`')
+    options = fix.split('--cfg-options ')[1].split()
+    assert {o.split('=')[0] for o in options} == {
+        'train_dataloader.dataset.data_root', 'val_dataloader.dataset.data_root',
+        'test_dataloader.dataset.data_root', 'val_evaluator.ann_file', 'test_evaluator.ann_file'}
+    real = f'{demo_data}/coco/'
+    cfg.merge_from_dict(dict(o.replace('/path/to/coco/', real).split('=', 1) for o in options))
+    check_datasets(cfg)  # nothing missing any more: train, val, test and both evaluators
+
+
+def test_missing_coco_names_the_download_and_the_evaluator(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatasetNotFoundError) as error:
+        check_datasets(Config.fromfile(COCO), ('test_dataloader', ))
+    problem, fix = str(error.value).splitlines()
+    assert problem == ('COCO 2017 not found: data/coco/annotations/instances_val2017.json, '
+                       'data/coco/val2017/ does not exist (test_dataloader).')
+    assert 'cocodataset.org' in fix
+    assert 'test_evaluator.ann_file=/path/to/coco/annotations/instances_val2017.json' in fix
+
+
+def test_train_py_missing_data_is_one_message_and_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    train = load_tool('tools/train.py')
+    assert train.main([DEMO, '--work-dir', str(tmp_path / 'work')]) == 2
+    out = capsys.readouterr().err
+    assert out.startswith('error: The demo dataset not found:') and 'Traceback' not in out
+    assert 'make_demo_data.py' in out
+
+
+def _rewrite(path: str, change) -> None:
+    with open(path) as f:
+        content = json.load(f)
+    change(content)
+    with open(path, 'w') as f:
+        json.dump(content, f)
+
+
+def _truncate(path):
+    with open(path) as f:
+        text = f.read()
+    with open(path, 'w') as f:
+        f.write(text[:300])
+
+
+def _empty(path):
+    open(path, 'w').close()
+
+
+def _html(path):
+    with open(path, 'w') as f:
+        f.write('<html><body>Not Found</body></html>')
+
+
+@pytest.mark.parametrize('damage,message', [
+    (_truncate, r'instances_train\.json is not valid JSON \(.*\): truncated or edited by hand\? '
+     r'\(train_dataloader\)'),
+    (_empty, r'instances_train\.json is empty \(0 bytes\)'),
+    (_html, r"instances_train\.json is not JSON: it starts with b'<html><body>Not Found"),
+    (lambda p: _rewrite(p, lambda c: c.update(images=[], annotations=[])),
+     r'instances_train\.json lists no images'),
+    (lambda p: _rewrite(p, lambda c: c.update(annotations=[])),
+     r'instances_train\.json has no annotations: training needs at least one object'),
+    (lambda p: os.remove(osp.join(osp.dirname(osp.dirname(p)), 'train', 'train_00002.png')),
+     r'instances_train\.json lists 1 image\(s\) of 8 that are not in .*train/ \(e\.g\. '
+     r'train_00002\.png\)'),
+])
+def test_unusable_annotation_file_is_named_before_training(coco_copy, damage, message):
+    damage(osp.join(coco_copy, 'annotations/instances_train.json'))
+    with pytest.raises(BadDatasetError, match=message):
+        check_datasets(demo_cfg(coco_copy), ('train_dataloader', 'val_dataloader'))
+
+
+def test_classes_missing_from_the_annotation_file(coco_copy):
+    cfg = demo_cfg(coco_copy)
+    cfg.train_dataloader.dataset.metainfo = dict(classes=('square', 'circle'))
+    with pytest.raises(BadDatasetError, match=r"no category named 'circle' \(its categories: "
+                       r'square, disc, triangle\); set metainfo\.classes'):
+        check_datasets(cfg)
+
+
+def test_the_demo_data_passes_the_checks(coco_copy):
+    check_datasets(demo_cfg(coco_copy))
+
+
+def test_train_py_malformed_json_is_one_message_and_exit_2(coco_copy, tmp_path, capsys):
+    _truncate(osp.join(coco_copy, 'annotations/instances_val.json'))
+    train = load_tool('tools/train.py')
+    options = [f'{k}={v}' for k, v in (
+        ('train_dataloader.dataset.data_root', coco_copy),
+        ('val_dataloader.dataset.data_root', coco_copy),
+        ('val_evaluator.ann_file', coco_copy + 'annotations/instances_val.json'))]
+    assert train.main([DEMO, '--work-dir', str(tmp_path / 'w'), '--cfg-options', *options]) == 2
+    line = error_line(capsys)
+    assert line.startswith('error: ') and 'instances_val.json is not valid JSON' in line
+
+
+# ---------------------------------------------------------------------------------------------
+# make_demo_data.py
+
+
+def test_make_demo_data_rerun_replaces_its_own_files(tmp_path):
+    import make_demo_data
+    out = str(tmp_path / 'demo')
+    assert make_demo_data.main(['--out', out, '--num-train', '6', '--num-val', '3', '--size',
+                                '32']) == 0
+    (tmp_path / 'demo' / 'notes.txt').write_text('mine')  # outside the generated folders
+    assert make_demo_data.main(['--out', out, '--num-train', '3', '--num-val', '3', '--size',
+                                '32']) == 0
+    assert make_demo_data.files_in_subtrees(out) == set(make_demo_data.planned_files(3, 3))
+    assert len(os.listdir(osp.join(out, 'ade', 'images', 'training'))) == 3
+    with open(osp.join(out, 'coco', 'annotations', 'instances_train.json')) as f:
+        assert len(json.load(f)['images']) == 3
+    assert (tmp_path / 'demo' / 'notes.txt').read_text() == 'mine'
+
+
+def test_make_demo_data_refuses_a_folder_with_other_files(tmp_path, capsys):
+    import make_demo_data
+    folder = tmp_path / 'data' / 'coco' / 'train'
+    folder.mkdir(parents=True)
+    (folder / 'holiday.png').write_bytes(b'x')
+    assert make_demo_data.main(['--out', str(tmp_path / 'data'), '--num-train', '3',
+                                '--num-val', '3', '--size', '32']) == 1
+    line = error_line(capsys)
+    assert "did not write (e.g. coco/train/holiday.png)" in line
+    assert 'give a new or empty --out folder, or remove them' in line
+    assert os.listdir(folder) == ['holiday.png']  # nothing written, nothing removed
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--size', '0'], 'argument --size: must be at least 32, got 0'),
+    (['--num-train', '0'], 'argument --num-train: must be at least 1, got 0'),
+    (['--max-objects', 'many'], "argument --max-objects: expected an integer, got 'many'"),
+])
+def test_make_demo_data_bad_arguments(tmp_path, capsys, args, message):
+    import make_demo_data
+    with pytest.raises(SystemExit) as exit_:
+        make_demo_data.main(['--out', str(tmp_path / 'd'), *args])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / 'd').exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Image files: visualize_slots.py and image_demo.py read them as the detectors' pipeline does
+
+
+@pytest.fixture(scope='module')
+def images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('images')
+    ramp = (np.arange(64)[None].repeat(48, 0) * 1000).astype(np.uint16)  # 0..63000
+    Image.fromarray(ramp).save(folder / 'gray16.png')
+    rgb = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(folder / 'rgb.png')
+    Image.fromarray(rgb[..., 0]).save(folder / 'gray.png')
+    Image.fromarray(np.dstack([rgb, np.full((48, 64), 128, np.uint8)])).save(folder / 'rgba.png')
+    Image.fromarray(rgb).convert('P').save(folder / 'palette.png')
+    (folder / 'empty.png').write_bytes(b'')
+    (folder / 'notes.png').write_text('not an image')
+    return dict(ramp=ramp, rgb=rgb, folder=folder)
+
+
+@pytest.mark.parametrize('name', ['gray16.png', 'gray.png', 'rgba.png', 'palette.png',
+                                  'rgb.png'])
+def test_images_of_every_kind_read_as_8bit_rgb(images, name):
+    import image_demo
+    import visualize_slots
+    rgb = visualize_slots.read_rgb(str(images['folder'] / name))
+    bgr = image_demo.read_image(str(images['folder'] / name))
+    assert rgb.shape == bgr.shape == (48, 64, 3) and rgb.dtype == np.uint8
+    np.testing.assert_array_equal(rgb, bgr[..., ::-1])
+    if name == 'gray16.png':  # scaled to 8 bits, not clipped to white
+        np.testing.assert_array_equal(rgb[..., 1], images['ramp'] >> 8)
+    elif name in ('rgb.png', 'rgba.png'):  # alpha dropped
+        np.testing.assert_array_equal(rgb, images['rgb'])
+    elif name == 'gray.png':
+        np.testing.assert_array_equal(rgb[..., 2], images['rgb'][..., 0])
+
+
+def test_visualize_slots_draws_a_16bit_png(images, tmp_path, capsys):
+    import visualize_slots
+    out = tmp_path / 'slots.png'
+    assert visualize_slots.main([str(images['folder'] / 'gray16.png'), '--arch', 'stl',
+                                 '--size', '32', '--blocks', '2.5', '--out', str(out)]) == 0
+    assert 'blocks: 2.5' in capsys.readouterr().out
+    with Image.open(out) as png:
+        assert png.size == (240 * 6, 240)
+
+
+@pytest.mark.parametrize('args,message', [
+    (['IMG/empty.png'], r"empty\.png' \(0 bytes\) is not an image file that can be read"),
+    (['IMG/notes.png'], r"notes\.png' \(12 bytes\) is not an image file that can be read"),
+    (['IMG/missing.png'], r"image '.*missing\.png' does not exist"),
+    (['IMG/rgb.png', '--blocks', '2.x'], r"--blocks '2\.x': give blocks as 'stage\.block' "
+     r'\(e\.g\. 2\.5\); blocks with slots: 0\.0, 0\.1'),
+    (['IMG/rgb.png', '--blocks', '1.9'], r"--blocks '1\.9': no such block \(stage 0: 0\.\.1, "
+     r'stage 1: 0\.\.1, stage 2: 0\.\.5, stage 3: 0\.\.1\)'),
+    (['IMG/rgb.png', '--blocks', '3.0'], r"blocks \['3\.0'\] have no slots"),
+    (['IMG/rgb.png', '--config', 'no/such/config.py'],
+     r"config 'no/such/config\.py' does not exist"),
+    (['IMG/rgb.png', '--arch', '5g'], r"Unknown GLNet arch '5g'"),
+])
+def test_visualize_slots_bad_input_is_one_line(images, tmp_path, capsys, args, message):
+    import visualize_slots
+    args = [a.replace('IMG', str(images['folder'])) for a in args]
+    if '--arch' not in args and '--config' not in args:
+        args += ['--arch', 'stl']
+    assert visualize_slots.main([*args, '--size', '32', '--out', str(tmp_path / 'x.png')]) == 1
+    assert re.search(message, error_line(capsys))
+    assert not (tmp_path / 'x.png').exists()
+
+
+def test_visualize_slots_typo_in_backbone_type(images, tmp_path, capsys):
+    import visualize_slots
+    config = tmp_path / 'typo.py'
+    config.write_text(f"_base_ = '{DEMO}'\nmodel = dict(backbone=dict(type='GLNett'))\n")
+    assert visualize_slots.main([str(images['folder'] / 'rgb.png'), '--config', str(config),
+                                 '--size', '32', '--out', str(tmp_path / 'x.png')]) == 1
+    assert error_line(capsys) == (f'error: {config} has no GLNet backbone: slots exist only '
+                                  'in GLNet.')
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--size', '0'], 'argument --size: must be at least 32, got 0'),
+    (['--size', '-64'], 'argument --size: must be at least 32, got -64'),
+    (['--size', 'big'], "argument --size: expected an integer, got 'big'"),
+    (['--num-slots-shown', '0'], 'argument --num-slots-shown: must be at least 1, got 0'),
+])
+def test_visualize_slots_bad_numbers_are_usage_errors(images, capsys, args, message):
+    import visualize_slots
+    with pytest.raises(SystemExit) as exit_:
+        visualize_slots.main([str(images['folder'] / 'rgb.png'), '--arch', 'stl', *args])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('name,message', [
+    ('empty.png', r"empty\.png' \(0 bytes\) is not an image file that can be read"),
+    ('notes.png', r"notes\.png' \(12 bytes\) is not an image file that can be read"),
+])
+def test_image_demo_non_image_is_one_line(images, capsys, name, message):
+    import image_demo
+    some_file = str(images['folder'] / 'rgb.png')  # the image is read before the checkpoint
+    assert image_demo.main([str(images['folder'] / name), DEMO, some_file]) == 1
+    assert re.search(message, error_line(capsys))
+
+
+def test_image_demo_missing_config_is_one_line(images, capsys):
+    import image_demo
+    image = str(images['folder'] / 'rgb.png')
+    assert image_demo.main([image, 'no/such/config.py', image]) == 1
+    assert error_line(capsys) == "error: config 'no/such/config.py' does not exist"
+
+
+def test_image_demo_draws_a_16bit_grayscale_png(images, tmp_path, capsys):
+    import image_demo
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(DEMO)
+    init_default_scope('mmdet')
+    torch.manual_seed(0)
+    meta = dict(classes=cfg.metainfo['classes'], palette=cfg.metainfo['palette'])
+    torch.save({'state_dict': MODELS.build(cfg.model).state_dict(),
+                'meta': {'dataset_meta': meta}}, tmp_path / 'det.pth')
+    out = tmp_path / 'det.png'
+    assert image_demo.main([str(images['folder'] / 'gray16.png'), DEMO, str(tmp_path / 'det.pth'),
+                            '--out', str(out)]) == 0
+    with Image.open(out) as png:
+        assert png.size == (64, 48)
+        drawn = np.asarray(png.convert('RGB'))
+    assert 0 < drawn.mean() < 250  # the ramp, not a white (clipped) image
+
+
+# ---------------------------------------------------------------------------------------------
+# Tool arguments: get_flops.py, the converters, test.py
+
+
+@pytest.fixture(scope='module')
+def get_flops():
+    sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
+    import get_flops
+    return get_flops
+
+
+@pytest.mark.parametrize('shape', [['40x56'], ['40', '56'], ['40X56']])
+def test_get_flops_shape_forms(get_flops, capsys, shape):
+    assert get_flops.main(['--arch', 'glnet-stl', '--shape', *shape, '--depth', '0']) == 0
+    assert '1x3x40x56' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('args,code,message', [
+    (['--arch', 'glnet-stl', '--shape', 'abc'], 2,
+     "--shape takes one or two positive integers (S for SxS, or H W, or HxW), got 'abc'"),
+    (['--arch', 'glnet-stl', '--shape', '224x'], 2, "got '224x'"),
+    (['--arch', 'glnet-stl', '--shape', '0'], 2, 'one or two positive integers'),
+    (['--arch', 'glnet-stl', '--shape', '1', '2', '3'], 2, 'one or two positive integers'),
+    (['--arch', 'glnet-5g'], 2, "Unknown arch 'glnet-5g'; choose one of"),
+    (['--arch', 'conformer-s32', '--shape', '40'], 2, 'the model rejected the input: '
+     'Conformer(patch_size=32) cannot process 40x40 inputs'),
+    (['no/such/config.py'], 2, "Config file 'no/such/config.py' not found"),
+])
+def test_get_flops_bad_arguments(get_flops, capsys, args, code, message):
+    try:
+        result = get_flops.main(args)
+    except SystemExit as exit_:  # argparse's usage errors
+        result = exit_.code
+    assert result == code and message in capsys.readouterr().err
+
+
+def test_converter_wrong_arch(tmp_path, capsys):
+    """A file of another arch (here: a stem conv of GLNet-4G width) converted as GLNet-9G."""
+    sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
+    import glnet2mm
+    torch.save({'model': {'downsample_layers.0.1.weight': torch.zeros(32, 3, 3, 3)}},
+               tmp_path / 'glnet_4g.pth')
+    assert glnet2mm.main([str(tmp_path / 'glnet_4g.pth'), str(tmp_path / 'out.pth'), '--arch',
+                          '9g']) == 1
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and "GLNet(arch='9g')" in err and 'missing keys' in err
+    assert not (tmp_path / 'out.pth').exists()
+    with pytest.raises(SystemExit) as exit_:
+        glnet2mm.main([str(tmp_path / 'glnet_4g.pth'), str(tmp_path / 'out.pth'), '--arch', '5g'])
+    assert exit_.value.code == 2 and "invalid choice: '5g'" in capsys.readouterr().err
+
+
+def test_test_py_missing_checkpoint(tmp_path, capsys):
+    test_tool = load_tool('tools/test.py')
+    assert test_tool.main([DEMO, str(tmp_path / 'epoch_4.pth')]) == 2
+    assert error_line(capsys) == f'error: checkpoint {tmp_path}/epoch_4.pth does not exist'
+
+
+def test_neck_channels_that_do_not_fit_the_backbone():
+    """model.backbone.arch=stl without the neck's in_channels: one line with the value to set
+    (without the check: a RuntimeError inside FPN at the first forward pass)."""
+    from glmix_mm.utils import build_model_from_cfg
+    from glmix_mm.utils.model_checks import check_neck_channels
+    cfg = Config.fromfile(DEMO)
+    cfg.merge_from_dict({'model.backbone.arch': 'stl'})
+    model = build_model_from_cfg(cfg)
+    with pytest.raises(ValueError, match=re.escape(
+            "model.neck.in_channels=[64, 128, 256, 512], but the GLNet(arch='stl') backbone "
+            'returns [96, 192, 384, 768] (out_indices [0, 1, 2, 3]): set '
+            'model.neck.in_channels=[96, 192, 384, 768].')):
+        check_neck_channels(model)
+    with pytest.raises(RuntimeError, match='channels'):  # what the user sees without it
+        model.extract_feat(torch.randn(1, 3, 64, 64))
+    cfg.merge_from_dict({'model.neck.in_channels': [96, 192, 384, 768]})
+    check_neck_channels(build_model_from_cfg(cfg))
+
+
+# Cases whose fix belongs in files of other work (tools/train.py, tools/test.py,
+# tools/analysis/get_flops.py's model building): strict xfails, so that the fix makes them
+# fail until the marker goes.
+
+@pytest.mark.xfail(strict=True, raises=FileNotFoundError,
+                   reason='tools/train.py reads the config outside any error handling')
+def test_train_py_missing_config_is_one_line(tmp_path, capsys):
+    train = load_tool('tools/train.py')
+    assert train.main([str(tmp_path / 'nope.py')]) != 0
+    assert 'nope.py' in error_line(capsys)
+
+
+@pytest.mark.xfail(strict=True, raises=FileNotFoundError,
+                   reason='tools/test.py reads the config outside any error handling')
+def test_test_py_missing_config_is_one_line(tmp_path, capsys):
+    test_tool = load_tool('tools/test.py')
+    assert test_tool.main([str(tmp_path / 'nope.py'), str(tmp_path / 'x.pth')]) != 0
+    assert 'nope.py' in error_line(capsys)
+
+
+@pytest.mark.xfail(strict=True, raises=KeyError,
+                   reason="get_flops.py lets the registry's KeyError for an unknown type through")
+def test_typo_in_backbone_type_is_one_line(get_flops, tmp_path, capsys):
+    config = tmp_path / 'typo.py'
+    config.write_text(f"_base_ = '{DEMO}'\nmodel = dict(backbone=dict(type='GLNett'))\n")
+    assert get_flops.main([str(config), '--shape', '64']) == 2
+    assert 'GLNett' in error_line(capsys)
