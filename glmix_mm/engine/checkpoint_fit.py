@@ -33,6 +33,9 @@ StateDict = Dict[str, torch.Tensor]
 MODES = ('exact', 'finetune')
 # Model parts whose tensors never depend on the number of classes.
 CLASS_INDEPENDENT = ('backbone.', 'neck.', 'data_preprocessor.')
+# Batch-norm step counters: ``BatchNorm._load_from_state_dict`` fills a missing one with 0 and
+# it only matters for ``momentum=None``; timm-era files (the released GLNet ones) lack them.
+OPTIONAL_MISSING = ('num_batches_tracked', )
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -69,7 +72,9 @@ class FitReport:
     def __init__(self, model: nn.Module, state_dict: StateDict) -> None:
         own = model.state_dict()
         self.num_model_keys = len(own)
-        self.missing = [k for k in own if k not in state_dict]
+        self.missing = [
+            k for k in own if k not in state_dict and not k.endswith(OPTIONAL_MISSING)
+        ]
         self.unexpected = [k for k in state_dict if k not in own]
         self.shapes: Dict[str, Tuple[tuple, tuple]] = {
             k: (tuple(v.shape), tuple(own[k].shape))

@@ -32,6 +32,18 @@ def test_exact_mode_reports_every_kind_of_mismatch():
         'backbone.bias', 'backbone.weight', 'neck.weight']
 
 
+def test_missing_batch_norm_counters_fit_and_load_as_zero():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.BatchNorm2d(4))
+    state = {k: v for k, v in model.state_dict().items() if 'num_batches_tracked' not in k}
+    assert check_fit(model, state) == []
+    model[1].num_batches_tracked.fill_(7)
+    assert model.load_state_dict(state, strict=True) is not None  # torch accepts it too
+    assert model[1].num_batches_tracked.item() in (0, 7)
+    del state['1.running_mean']
+    with pytest.raises(CheckpointMismatchError, match='1.running_mean'):
+        check_fit(model, state)
+
+
 def test_finetune_skips_only_class_dependent_head_layers():
     model = ToyModel(num_classes=2)
     other_classes = ToyModel(num_classes=5).state_dict()
