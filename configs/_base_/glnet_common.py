@@ -3,7 +3,8 @@
 # loaded (CheckpointFitHook: a file that does not fit is refused, a fine-tuning load_from skips
 # only the class-dependent head layers), training that Ctrl-C / SIGTERM stops cleanly with
 # atomically written checkpoints and a --resume that finds the newest complete one
-# (ResumableTrainingHook, docs/reliability.md), and the parameters of GLNet that get no
+# (ResumableTrainingHook, docs/reliability.md), MMEngine's compile option with the optimizer
+# update left eager (EagerOptimizerStepHook, docs/benchmarks.md), and the parameters of GLNet that get no
 # weight decay: norms (as in the GLNet author's BiFormer recipes), and GLNet's layer scales
 # (gamma), learnable slot scales and learned initial slots, which are scales / embeddings too.
 custom_imports = dict(imports=['glmix_mm'], allow_failed_imports=False)
@@ -11,6 +12,7 @@ custom_hooks = [
     dict(type='RNGStateHook'),
     dict(type='CheckpointFitHook'),
     dict(type='ResumableTrainingHook'),
+    dict(type='EagerOptimizerStepHook'),
 ]
 glnet_paramwise_cfg = dict(
     norm_decay_mult=0.,

@@ -20,21 +20,15 @@ from typing import Callable, List, NamedTuple, Tuple
 import torch
 import torch.nn as nn
 
+from .capture import graph_capture
 from .glmix import GLMixBlock, MHSABlock, ResidualDWConv
 
 Function = Callable[[torch.Tensor], torch.Tensor]
 
 # Size, in tensor elements, of the widest intermediate map of a chunk (6 MiB in fp32): a chunk
-# this large stays in the caches of the CPUs this was tuned on; much smaller or larger budgets
-# were slower (docs/benchmarks.md).
+# this large stays in the caches of the CPUs this was tuned on, while chunks stay few enough
+# for the per-chunk overhead not to matter.
 CHUNK_ELEMENTS = 3 * 2**19
-
-
-def graph_capture() -> bool:
-    """Whether the model is being captured into a graph rather than run eagerly."""
-    return (torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
-            or torch.onnx.is_in_onnx_export()
-            or torch.fx._symbolic_trace.is_fx_symbolic_tracing())
 
 
 def has_forward_hooks(model: nn.Module) -> bool:

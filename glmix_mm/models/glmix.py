@@ -19,6 +19,8 @@ from mmengine.model import BaseModule
 
 from glmix_mm.registry import register_model
 
+from .capture import graph_capture
+
 
 @register_model(name='LN2d')
 class LayerNorm2d(nn.LayerNorm):
@@ -103,38 +105,72 @@ class MultiheadSelfAttention(nn.Module):
         return self.out_proj(out.transpose(1, 2).reshape(B, L, C))
 
 
+def _window_split(length: int, window: int, captured: bool) -> Tuple[int, int]:
+    """``(size, count)`` of the windows along a side of ``length`` for windows of ``window``.
+
+    Eagerly a side shorter than the window is one window of its length. Under graph capture the
+    window stays whole and a side has at least two windows: a captured graph must not depend
+    on the size, and symbolic shape solvers specialise views on dimensions that may be 1.
+    """
+    if not captured:
+        size = min(window, length)
+        return size, (length + size - 1) // size
+    count = (length + window - 1) // window
+    if isinstance(count, torch.Tensor):  # jit.trace (TorchScript ONNX export) traces sizes
+        return window, count.clamp(min=2)
+    return window, torch.sym_max(count, 2)
+
+
+def _attended_keys(count: int, size: int, length: int, device: torch.device) -> torch.Tensor:
+    """``(count, size)``: the keys along one side that windows attend to: the positions within
+    ``length``, and every position of a window wholly beyond it (windows of padding, made only
+    under capture and cropped from the result, which would otherwise attend to no key)."""
+    position = torch.arange(count * size, device=device).view(count, size)
+    return (position < length) | (position[:, :1] >= length)
+
+
 def window_self_attention(attn: MultiheadSelfAttention, x: torch.Tensor,
                           window: Optional[int]) -> torch.Tensor:
     """``attn`` inside non-overlapping ``window`` x ``window`` windows of a ``(B, H, W, C)`` map,
     or over the whole map if ``window`` is None.
 
     The map is zero-padded at the bottom and right to whole windows; padded positions are masked
-    out as keys and cropped from the result, so they do not change any output. A side shorter
-    than ``window`` gets windows of its length (the same result, without padding), so a window
-    that covers the whole map is exactly global attention.
+    out as keys and cropped from the result, so they do not change any output. Eagerly, a side
+    shorter than ``window`` gets windows of its length (the same result, without padding), so a
+    window that covers the whole map is exactly global attention. A captured graph must serve
+    every size: there the map is always padded and masked, to at least two whole windows per
+    side (see :func:`_window_split`), which gives the same result with no Python decision on
+    the size for a tracer to freeze.
     """
     if window is None:  # also takes (B, L, C) tokens
         return attn(x.flatten(1, -2)).view_as(x)
     B, H, W, C = x.shape
-    win_h, win_w = min(window, H), min(window, W)
-    pad_h, pad_w = (-H) % win_h, (-W) % win_w
-    if pad_h or pad_w:
+    captured = graph_capture()
+    (win_h, rows), (win_w, cols) = _window_split(H, window, captured), _window_split(
+        W, window, captured)
+    pad_h, pad_w = rows * win_h - H, cols * win_w - W
+    padded = captured or bool(pad_h or pad_w)
+    if padded:
         x = F.pad(x, (0, 0, 0, pad_w, 0, pad_h))
-    rows, cols = (H + pad_h) // win_h, (W + pad_w) // win_w
 
     def to_windows(t: torch.Tensor) -> torch.Tensor:  # (N, Hp, Wp, D) -> (N * nW, wh * ww, D)
         t = t.view(t.shape[0], rows, win_h, cols, win_w, t.shape[-1]).transpose(2, 3)
         return t.reshape(-1, win_h * win_w, t.shape[-1])
 
     key_mask = None
-    if pad_h or pad_w:
-        valid = torch.zeros(1, H + pad_h, W + pad_w, 1, dtype=torch.bool, device=x.device)
-        valid[:, :H, :W] = True
-        key_mask = to_windows(valid).view(1, rows * cols, 1, 1, -1).expand(B, -1, -1, -1, -1)
-        key_mask = key_mask.reshape(B * rows * cols, 1, 1, -1)
+    if padded:  # (B * nW, 1, 1, wh * ww)
+        key_mask = (_attended_keys(rows, win_h, H, x.device)[:, None, :, None]
+                    & _attended_keys(cols, win_w, W, x.device)[None, :, None, :])
+        key_mask = key_mask.reshape(rows * cols, 1, 1, win_h * win_w).repeat(B, 1, 1, 1)
     out = attn(to_windows(x), key_mask)
     out = out.view(B, rows, cols, win_h, win_w, C).transpose(2, 3)
-    return out.reshape(B, H + pad_h, W + pad_w, C)[:, :H, :W]
+    out = out.reshape(B, rows * win_h, cols * win_w, C)
+    if captured and not torch.jit.is_tracing():
+        # Symbolic shapes (dynamo, torch.export): crop into a fresh map, since the strides of a
+        # cropped view depend on whether there was padding, which the shape solver would turn
+        # into a condition on the input size.
+        return torch.narrow_copy(torch.narrow_copy(out, 1, 0, H), 2, 0, W)
+    return out[:, :H, :W]
 
 
 def check_window(window: Optional[int]) -> Optional[int]:

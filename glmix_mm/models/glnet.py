@@ -240,6 +240,8 @@ class GLNet(BaseModule):
             self.add_module(f'norm{i}', norm)
 
         self.apply(self._init_default)
+        if channels_last:
+            self._store_channels_last()
         self._freeze_stages()
 
     @classmethod
@@ -315,6 +317,18 @@ class GLNet(BaseModule):
             trunc_normal_init(m, std=.02, bias=0.)
         elif isinstance(m, nn.LayerNorm):
             constant_init(m, val=1., bias=0.)
+
+    def _store_channels_last(self) -> None:
+        """Store the kernels of the modules that run on channels-last maps channels-last.
+
+        Autograd gives those kernels' gradients the layout of the maps. Stored contiguously, the
+        1x1 and depth-wise kernels (whose layouts differ only in size-1 strides) and the later
+        patch embeddings would have gradients whose strides differ from their own, which DDP
+        copies at every step ("Grad strides do not match bucket view strides"). Loading weights
+        copies into the stored tensors, so the layout stays.
+        """
+        for module in (*self.downsample_layers[1:], *self.stages):
+            module.to(memory_format=torch.channels_last)
 
     def init_weights(self) -> None:
         if self.init_cfg is None or self.init_cfg.get('type') != 'Pretrained':

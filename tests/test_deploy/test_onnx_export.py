@@ -63,12 +63,7 @@ MODELS = {
 }
 
 
-@pytest.mark.parametrize('name', [
-    'stl-small', '4g-small',
-    pytest.param('4g-small-win7', marks=pytest.mark.xfail(strict=True, reason=(
-        'window_self_attention picks min(window, H) and pads with Python branches on the '
-        'size, which tracing fixes to the export size (model change needed)')))
-])
+@pytest.mark.parametrize('name', ['stl-small', '4g-small', '4g-small-win7'])
 def test_torchscript_onnx_exact_at_other_sizes(tmp_path, name):
     model = MODELS[name]()
     path = str(tmp_path / 'model.onnx')
@@ -85,6 +80,12 @@ def test_torch_export_and_dynamo_onnx_exact_at_other_sizes(tmp_path, exported_pr
     onnx_export.export_onnx(model, onnx_export.random_input(EXPORT_SHAPE), path, 'dynamo',
                             program=program)
     assert_exact(onnx_export.verify_onnx(model, path, VERIFY_SHAPES))
+
+
+def test_torch_export_windowed_attention_exact_at_other_sizes(exported_programs):
+    """Windows padded and masked at every size (7x7 windows on maps of 8x10 to 16x18)."""
+    model, program = exported_programs('4g-small-win7', MODELS['4g-small-win7'])
+    assert_exact(onnx_export.verify_program(program, model, VERIFY_SHAPES))
 
 
 def test_torch_export_padding_to_whole_patches(exported_programs):

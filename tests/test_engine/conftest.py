@@ -38,7 +38,8 @@ def make_runner(tmp_path):
                 batch_size=2,
                 num_workers=0,
                 collate_fn=dict(type='pseudo_collate')),
-            optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
+            optim_wrapper=kwargs.pop(
+                'optim_wrapper', dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9))),
             train_cfg=train_cfg,
             default_hooks=dict(
                 logger=dict(type='LoggerHook', interval=100),

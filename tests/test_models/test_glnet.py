@@ -16,7 +16,8 @@ def random_upstream_checkpoint(arch: str, seed: int = 0) -> dict:
     torch.manual_seed(seed)
     model = GLNet(arch, out_norm=None)
     dims = model.arch_settings['embed_dims'][-1]
-    state_dict = {k: torch.randn_like(v) * 0.1 if v.is_floating_point() else v
+    # Contiguous, as the authors' (NCHW) model saves them; ours stores kernels channels-last.
+    state_dict = {k: torch.randn(v.shape) * 0.1 if v.is_floating_point() else v.contiguous()
                   for k, v in model.state_dict().items()}
     for k in state_dict:
         if k.endswith('running_var'):
@@ -194,6 +195,25 @@ def test_channels_last_layout_gives_same_contiguous_outputs(arch):
         for a, b in zip(channels_last(x), plain(x)):
             assert a.is_contiguous() and b.is_contiguous()
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize('arch', ['stl', '4g'])
+def test_kernels_have_the_layout_of_their_gradients(arch):
+    """Channels-last blocks store their kernels channels-last, so that each gradient has the
+    strides of its parameter (DDP otherwise copies it at every step), also after loading a
+    contiguous state dict; the stem, fed NCHW images, stays contiguous."""
+    model = GLNet(arch, out_norm=None).train()
+    model.load_state_dict({k: v.contiguous() for k, v in GLNet(arch).state_dict().items()},
+                          strict=False)
+    sum(o.square().mean() for o in model(torch.randn(2, 3, 64, 64))).backward()
+    convs = [(n, p) for n, p in model.named_parameters() if p.dim() == 4]
+    assert len(convs) > 10
+    differ = [n for n, p in model.named_parameters() if p.grad.stride() != p.stride()]
+    assert differ == []
+    assert all(p.is_contiguous(memory_format=torch.channels_last) for n, p in convs
+               if not n.startswith('downsample_layers.0.'))
+    plain = GLNet(arch, channels_last=False)
+    assert all(p.is_contiguous() for p in plain.parameters())
 
 
 @pytest.mark.parametrize('arch', ['stl', '4g'])

@@ -6,6 +6,10 @@ preprocessor, the detector's forward and losses; mmdet's heads (data-dependent b
 ``.item()``, mmcv ops) break the graph and recompile, GLNet must neither break nor recompile. The
 ``eager`` backend runs what dynamo captured without generating code (inductor would add minutes
 of C++ compilation; docs/benchmarks.md measures it). Two iterations (8 images, batch 4).
+
+MMEngine compiles all of ``train_step``, the optimizer update included, where dynamo fails on
+the ConfigDict parameter groups of ``paramwise_cfg``; the configs' EagerOptimizerStepHook keeps
+the update eager (the second test shows the failure without it).
 """
 import os
 import os.path as osp
@@ -13,20 +17,11 @@ import re
 import subprocess
 import sys
 
-import pytest
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
 
 
-# MMEngine compiles all of train_step, the optimizer update included: dynamo then fails inside
-# AdamW.step on the param groups that mmengine's constructor makes with paramwise_cfg
-# (ConfigDict, "'UserDefinedDictVariable' object has no attribute 'items'"), and would otherwise
-# recompile the step whenever a scheduler changes the lr. Needs the optimizer update kept out of
-# the compiled region (torch.compiler.disable on runner.optim_wrapper.update_params, a hook of
-# glmix_mm in the configs); remove this marker with that change.
-@pytest.mark.xfail(strict=True, reason='the optimizer update inside the compiled train_step '
-                   'fails in dynamo (issue 16, part 3)')
 def test_demo_detector_trains_with_mmengine_compile(demo_options, tmp_path):
     work = str(tmp_path / 'work')
     options = demo_options + [
