@@ -3,6 +3,15 @@
 _base_ = 'mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['glmix_mm'], allow_failed_imports=False)
+# The glmix_mm hooks of configs/_base_/glnet_common.py (random states in checkpoints, checkpoints
+# checked against the model, interrupt-safe training, compile support), so that the stock
+# mmdet tools/train.py gets them too (this repository's tools add the missing ones anyway).
+custom_hooks = [
+    dict(type='RNGStateHook'),
+    dict(type='CheckpointFitHook'),
+    dict(type='ResumableTrainingHook'),
+    dict(type='EagerOptimizerStepHook'),
+]
 
 model = dict(
     backbone=dict(

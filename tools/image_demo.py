@@ -19,7 +19,7 @@ from mmengine.config import Config
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import glmix_mm  # noqa: E402,F401  (registers the models)
 from glmix_mm.engine import CheckpointMismatchError, check_file  # noqa: E402
-from glmix_mm.utils import build_model_from_cfg  # noqa: E402
+from glmix_mm.utils import ConfigError, build_model_from_cfg, read_config  # noqa: E402
 
 HINT = ('Is it a checkpoint of this config (same backbone arch, same number of classes)? '
         '--allow-partial draws with the keys that fit anyway.')
@@ -83,14 +83,15 @@ def main(argv=None) -> int:
         print(f'error: {args.image!r} ({osp.getsize(args.image)} bytes) is not an image file '
               'that can be read (PNG, JPEG, BMP, TIFF, ...)', file=sys.stderr)
         return 1
-    cfg = Config.fromfile(args.config)
-    scope = cfg.get('default_scope')
-    if scope in ('mmdet', 'mmseg'):
-        try:  # mmdet's and mmseg's init functions load any file that half fits, silently
+    try:
+        cfg = read_config(args.config)
+        scope = cfg.get('default_scope')
+        if scope in ('mmdet', 'mmseg'):
+            # mmdet's and mmseg's init functions load any file that half fits, silently.
             check_file(build_model_from_cfg(cfg), args.checkpoint, args.allow_partial, HINT)
-        except CheckpointMismatchError as e:
-            print(f'error: {e}', file=sys.stderr)
-            return 1
+    except (ConfigError, CheckpointMismatchError) as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 1
     if scope == 'mmdet':
         detect(image, cfg, args.checkpoint, args.out, args.score_thr, args.device)
     elif scope == 'mmseg':

@@ -30,6 +30,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from glmix_mm.utils.cli import at_least  # noqa: E402
+
 CLASSES = ('square', 'disc', 'triangle')
 # The folders below --out that the generator writes into, and the list of files it wrote.
 SUBTREES = ('coco', 'ade', 'imagenet')
@@ -219,26 +222,14 @@ def clear_previous_output(out: str, planned: List[str]) -> None:
                 os.rmdir(folder)
 
 
-def _at_least(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
-        return value
-    return parse
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Generate the glmix_mm demo datasets.')
     parser.add_argument('--out', default='data/demo', help='output folder')
-    parser.add_argument('--num-train', type=_at_least(1), default=400, help='training images')
-    parser.add_argument('--num-val', type=_at_least(1), default=50, help='validation images')
-    parser.add_argument('--size', type=_at_least(32), default=128,
+    parser.add_argument('--num-train', type=at_least(1), default=400, help='training images')
+    parser.add_argument('--num-val', type=at_least(1), default=50, help='validation images')
+    parser.add_argument('--size', type=at_least(32), default=128,
                         help='image side in pixels (at least 32)')
-    parser.add_argument('--max-objects', type=_at_least(1), default=4,
+    parser.add_argument('--max-objects', type=at_least(1), default=4,
                         help='objects per image (max)')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
     return parser.parse_args(argv)

@@ -18,14 +18,14 @@ import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.dist import get_rank
-from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import glmix_mm  # noqa: E402,F401  (registers the models; loads checkpoints with torch>=2.6)
 from glmix_mm.models.safe_load import CheckpointLoadError  # noqa: E402
 from glmix_mm.engine import CheckpointMismatchError  # noqa: E402
-from glmix_mm.utils import (DatasetNotFoundError, apply_common_args, check_datasets,  # noqa: E402
-                            distributed_session, enable_show_dir)
+from glmix_mm.utils import (ConfigError, DatasetNotFoundError, apply_common_args,  # noqa: E402
+                            build_runner, check_datasets, distributed_session, enable_show_dir,
+                            read_config, unknown_types_refused)
 from glmix_mm.utils.runner_helpers import add_safety_hooks, enable_amp  # noqa: E402
 
 
@@ -52,9 +52,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    try:
+        cfg = read_config(args.config, args.cfg_options)
+    except ConfigError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
     apply_common_args(cfg, args.work_dir, args.config, args.launcher)
     cfg.load_from = args.checkpoint
     if not osp.isfile(args.checkpoint):
@@ -78,7 +80,16 @@ def run_test(cfg: Config) -> int:
     """Build the runner, test and print the metrics; the exit code. No reference to the runner
     outlives this call (a distributed process group is released with it)."""
     try:
-        metrics = Runner.from_cfg(cfg).test()
+        runner = build_runner(cfg)
+    except ConfigError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    try:
+        with unknown_types_refused():  # the data loader's dataset and transforms
+            metrics = runner.test()
+    except ConfigError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
     except (CheckpointMismatchError, CheckpointLoadError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

@@ -26,8 +26,9 @@ import glmix_mm  # noqa: E402,F401  (registers the models; loads checkpoints wit
 from glmix_mm.models.safe_load import CheckpointLoadError  # noqa: E402
 from glmix_mm.engine import (CheckpointMismatchError, ResumableTrainingHook,  # noqa: E402
                              ResumeError, TrainingInterrupted, latest_checkpoint)
-from glmix_mm.utils import (DatasetNotFoundError, apply_common_args, check_datasets,  # noqa: E402
-                            distributed_session)
+from glmix_mm.utils import (ConfigError, DatasetNotFoundError, apply_common_args,  # noqa: E402
+                            build_runner, check_datasets, distributed_session, read_config,
+                            unknown_types_refused)
 from glmix_mm.utils.runner_helpers import add_safety_hooks, enable_amp  # noqa: E402
 
 
@@ -53,9 +54,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def build_config(args: argparse.Namespace) -> Config:
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = read_config(args.config, args.cfg_options)
     apply_common_args(cfg, args.work_dir, args.config, args.launcher)
     if args.amp:
         enable_amp(cfg, training=True)
@@ -71,10 +70,10 @@ def build_config(args: argparse.Namespace) -> Config:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    cfg = build_config(args)
     try:
+        cfg = build_config(args)
         check_datasets(cfg, ('train_dataloader', 'val_dataloader'))
-    except DatasetNotFoundError as e:
+    except (ConfigError, DatasetNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
     with distributed_session(cfg):  # ends a distributed run cleanly (no abort at exit)
@@ -84,9 +83,17 @@ def main(argv=None) -> int:
 def run_training(cfg: Config) -> int:
     """Build the runner and train; the exit code. No reference to the runner outlives this
     call (a distributed process group is released with it)."""
-    runner = Runner.from_cfg(cfg)
     try:
-        runner.train()
+        runner = build_runner(cfg)
+    except ConfigError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
+    try:
+        with unknown_types_refused():  # the data loaders' datasets and transforms
+            runner.train()
+    except ConfigError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
     except (CheckpointMismatchError, CheckpointLoadError, ResumeError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ Examples::
 import argparse
 import os.path as osp
 import sys
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -24,7 +24,6 @@ import mmcv  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from mmengine.config import Config  # noqa: E402
 from mmengine.runner.checkpoint import CheckpointLoader  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -32,6 +31,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from glmix_mm.engine import check_fit  # noqa: E402
 from glmix_mm.models import GLMixBlock, GLNet  # noqa: E402
 from glmix_mm.models.checkpoint import extract_state_dict  # noqa: E402
+from glmix_mm.utils import read_config  # noqa: E402
+from glmix_mm.utils.cli import at_least  # noqa: E402
 
 IMAGENET_MEAN = np.array([123.675, 116.28, 103.53], np.float32)
 IMAGENET_STD = np.array([58.395, 57.12, 57.375], np.float32)
@@ -43,7 +44,7 @@ def build_backbone(arch: Optional[str], config: Optional[str], checkpoint: Optio
     (refused unless they fit, see :meth:`GLNet.init_weights`; or, with ``allow_partial``, the
     keys that fit)."""
     if config:
-        cfg = Config.fromfile(config).model
+        cfg = read_config(config).model
         kwargs = dict(cfg.get('backbone', cfg))
         if kwargs.pop('type', 'GLNet').split('.')[-1] != 'GLNet':
             raise ValueError(f'{config} has no GLNet backbone: slots exist only in GLNet.')
@@ -205,19 +206,6 @@ def draw(rgb: np.ndarray, assignments: Dict[str, torch.Tensor], num_shown: int,
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
-
-
-def at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an int not below ``minimum``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f'must be at least {minimum}, got {value}')
-        return value
-    return parse
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -3,6 +3,8 @@ from typing import Optional, Sequence
 
 import torch.nn as nn
 
+from .config_checks import ConfigError
+
 
 def _channel_list(value) -> Optional[list]:
     if isinstance(value, int):
@@ -24,7 +26,8 @@ def check_neck_channels(model: nn.Module) -> None:
         model (nn.Module): A built detector, segmentor or classifier.
 
     Raises:
-        ValueError: The channels do not match; the message gives the value to set.
+        ConfigError: The channels do not match; the message gives the value to set (a
+            ``ValueError``).
     """
     backbone = getattr(model, 'backbone', None)
     produced = _channel_list(getattr(backbone, 'out_channels', None))
@@ -37,7 +40,7 @@ def check_neck_channels(model: nn.Module) -> None:
             continue
         if isinstance(expected, int) and not isinstance(expected, bool):
             if expected != produced[-1]:
-                raise ValueError(
+                raise ConfigError(
                     f'model.{name}.in_channels={expected}, but the {type(backbone).__name__} '
                     f'backbone returns {produced[-1]} channels in its last output: set '
                     f'model.{name}.in_channels={produced[-1]}.')
@@ -46,7 +49,7 @@ def check_neck_channels(model: nn.Module) -> None:
         if expected is not None and expected != produced:
             arch = getattr(backbone, 'arch_name', None)
             what = type(backbone).__name__ + (f'(arch={arch!r})' if arch else '')
-            raise ValueError(
+            raise ConfigError(
                 f'model.{name}.in_channels={expected}, but the {what} backbone returns '
                 f'{produced} (out_indices {list(getattr(backbone, "out_indices", []))}): set '
                 f'model.{name}.in_channels={produced}.')

@@ -14,6 +14,9 @@ import torch
 import torch.distributed as dist
 from mmengine.config import Config, ConfigDict
 
+from .config_checks import unknown_types_refused
+from .model_checks import check_neck_channels
+
 # Where each public dataset comes from, by dataset type, for the missing-data message.
 DATASET_HELP = {
     'CocoDataset': ('COCO 2017', 'https://cocodataset.org/#download (train2017, val2017 and '
@@ -317,18 +320,42 @@ def enable_show_dir(cfg: Config, show_dir: str) -> None:
 def build_model_from_cfg(cfg: Config) -> torch.nn.Module:
     """Build ``cfg.model`` the way MMEngine's Runner does (in the config's ``default_scope``,
     with a top-level ``data_preprocessor`` moved into the model), without ``init_weights()``:
-    no checkpoint is read, for the analysis tools."""
+    no checkpoint is read, for the analysis tools.
+
+    Raises:
+        ConfigError: A ``type`` the registries do not hold, or a neck / head whose input
+            channels differ from the backbone's outputs.
+    """
     from mmengine.registry import MODELS, init_default_scope
     model_cfg = cfg.model.copy()
     if cfg.get('data_preprocessor') is not None:
         model_cfg.setdefault('data_preprocessor', cfg.data_preprocessor)
     init_default_scope(cfg.get('default_scope', 'mmengine'))
-    return MODELS.build(model_cfg)
+    with unknown_types_refused():
+        model = MODELS.build(model_cfg)
+    check_neck_channels(model)
+    return model
+
+
+def build_runner(cfg: Config):
+    """``Runner.from_cfg(cfg)`` (which builds the model), with the model checks of
+    :func:`build_model_from_cfg`.
+
+    Raises:
+        ConfigError: As :func:`build_model_from_cfg`.
+    """
+    from mmengine.model import is_model_wrapper
+    from mmengine.runner import Runner
+    with unknown_types_refused():
+        runner = Runner.from_cfg(cfg)
+    check_neck_channels(runner.model.module if is_model_wrapper(runner.model) else runner.model)
+    return runner
 
 
 # Hooks every run needs, whatever the config (configs/_base_/glnet_common.py has them; a config
 # that replaces custom_hooks, or a stock OpenMMLab config with a glmix_mm backbone, may not).
-SAFETY_HOOKS = ('CheckpointFitHook', 'ResumableTrainingHook')
+# EagerOptimizerStepHook acts only with MMEngine's ``compile`` option.
+SAFETY_HOOKS = ('CheckpointFitHook', 'ResumableTrainingHook', 'EagerOptimizerStepHook')
 
 
 def _hook_name(hook: dict) -> str:
@@ -337,9 +364,11 @@ def _hook_name(hook: dict) -> str:
 
 
 def add_safety_hooks(cfg: Config, allow_partial: bool = False) -> None:
-    """Make sure ``cfg.custom_hooks`` holds the glmix_mm hooks that check loaded checkpoints
-    and keep training resumable (:class:`~glmix_mm.engine.CheckpointFitHook`,
-    :class:`~glmix_mm.engine.ResumableTrainingHook`).
+    """Make sure ``cfg.custom_hooks`` holds the glmix_mm hooks that check loaded checkpoints,
+    keep training resumable and let MMEngine's ``compile`` option work
+    (:class:`~glmix_mm.engine.CheckpointFitHook`,
+    :class:`~glmix_mm.engine.ResumableTrainingHook`,
+    :class:`~glmix_mm.engine.EagerOptimizerStepHook`).
 
     Args:
         cfg (Config): The full config, changed in place.

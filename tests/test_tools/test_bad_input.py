@@ -44,6 +44,15 @@ def error_line(capsys) -> str:
     return lines[0] if lines else ''
 
 
+def the_error(capsys) -> str:
+    """The one ``error:`` line of a tool run in this process, which may also log warnings
+    (MMEngine's about the visualizer instance that earlier in-process runs created)."""
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith('error:')]
+    assert len(lines) == 1 and 'Traceback' not in err, err[-3000:]
+    return lines[0]
+
+
 def demo_cfg(root: str) -> Config:
     """The demo detection config on the COCO-format data under ``root``."""
     cfg = Config.fromfile(DEMO)
@@ -375,7 +384,7 @@ def test_get_flops_shape_forms(get_flops, capsys, shape):
     (['--arch', 'glnet-5g'], 2, "Unknown arch 'glnet-5g'; choose one of"),
     (['--arch', 'conformer-s32', '--shape', '40'], 2, 'the model rejected the input: '
      'Conformer(patch_size=32) cannot process 40x40 inputs'),
-    (['no/such/config.py'], 2, "Config file 'no/such/config.py' not found"),
+    (['no/such/config.py'], 2, 'config file no/such/config.py not found'),
 ])
 def test_get_flops_bad_arguments(get_flops, capsys, args, code, message):
     try:
@@ -410,15 +419,20 @@ def test_test_py_missing_checkpoint(tmp_path, capsys):
 def test_neck_channels_that_do_not_fit_the_backbone():
     """model.backbone.arch=stl without the neck's in_channels: one line with the value to set
     (without the check: a RuntimeError inside FPN at the first forward pass)."""
-    from glmix_mm.utils import build_model_from_cfg
-    from glmix_mm.utils.model_checks import check_neck_channels
+    from mmengine.registry import MODELS, init_default_scope
+
+    from glmix_mm.utils import ConfigError, build_model_from_cfg, check_neck_channels
     cfg = Config.fromfile(DEMO)
     cfg.merge_from_dict({'model.backbone.arch': 'stl'})
-    model = build_model_from_cfg(cfg)
-    with pytest.raises(ValueError, match=re.escape(
-            "model.neck.in_channels=[64, 128, 256, 512], but the GLNet(arch='stl') backbone "
-            'returns [96, 192, 384, 768] (out_indices [0, 1, 2, 3]): set '
-            'model.neck.in_channels=[96, 192, 384, 768].')):
+    message = re.escape(
+        "model.neck.in_channels=[64, 128, 256, 512], but the GLNet(arch='stl') backbone "
+        'returns [96, 192, 384, 768] (out_indices [0, 1, 2, 3]): set '
+        'model.neck.in_channels=[96, 192, 384, 768].')
+    with pytest.raises(ConfigError, match=message):
+        build_model_from_cfg(cfg)
+    init_default_scope('mmdet')
+    model = MODELS.build(cfg.model)
+    with pytest.raises(ConfigError, match=message):
         check_neck_channels(model)
     with pytest.raises(RuntimeError, match='channels'):  # what the user sees without it
         model.extract_feat(torch.randn(1, 3, 64, 64))
@@ -426,30 +440,58 @@ def test_neck_channels_that_do_not_fit_the_backbone():
     check_neck_channels(build_model_from_cfg(cfg))
 
 
-# Cases whose fix belongs in files of other work (tools/train.py, tools/test.py,
-# tools/analysis/get_flops.py's model building): strict xfails, so that the fix makes them
-# fail until the marker goes.
+def test_train_py_neck_channels_are_one_line(demo_options, tmp_path, capsys):
+    train = load_tool('tools/train.py')
+    options = ['--cfg-options', *demo_options, 'model.neck.in_channels=[64,128,256,512]']
+    assert train.main([DEMO, '--work-dir', str(tmp_path), *options]) == 2
+    assert the_error(capsys).startswith('error: model.neck.in_channels=[64, 128, 256, 512]')
 
-@pytest.mark.xfail(strict=True, raises=FileNotFoundError,
-                   reason='tools/train.py reads the config outside any error handling')
+
 def test_train_py_missing_config_is_one_line(tmp_path, capsys):
     train = load_tool('tools/train.py')
-    assert train.main([str(tmp_path / 'nope.py')]) != 0
-    assert 'nope.py' in error_line(capsys)
+    assert train.main([str(tmp_path / 'nope.py')]) == 2
+    assert error_line(capsys) == (f'error: config file {tmp_path}/nope.py not found; give the '
+                                  'path of a config such as configs/maskrcnn_glnet_4g_coco.py.')
 
 
-@pytest.mark.xfail(strict=True, raises=FileNotFoundError,
-                   reason='tools/test.py reads the config outside any error handling')
+def test_train_py_typo_in_a_type_is_one_line(demo_options, tmp_path, capsys):
+    config = tmp_path / 'typo.py'
+    config.write_text(f"_base_ = '{DEMO}'\nmodel = dict(backbone=dict(type='GLNett'))\n")
+    train = load_tool('tools/train.py')
+    assert train.main([str(config), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+                       *demo_options]) == 2
+    line = the_error(capsys)
+    assert line.startswith("error: unknown type 'GLNett' in the config: it is not in the "
+                           'mmdet::model registry.'), line
+
+
+def test_config_that_does_not_parse_is_one_line(tmp_path, capsys):
+    config = tmp_path / 'broken.py'
+    config.write_text('model = dict(type=\n')
+    test_tool = load_tool('tools/test.py')
+    assert test_tool.main([str(config), str(tmp_path / 'x.pth')]) == 2
+    assert error_line(capsys).startswith(f'error: cannot read config {config}: SyntaxError')
+
+
 def test_test_py_missing_config_is_one_line(tmp_path, capsys):
     test_tool = load_tool('tools/test.py')
-    assert test_tool.main([str(tmp_path / 'nope.py'), str(tmp_path / 'x.pth')]) != 0
-    assert 'nope.py' in error_line(capsys)
+    assert test_tool.main([str(tmp_path / 'nope.py'), str(tmp_path / 'x.pth')]) == 2
+    assert error_line(capsys).startswith(f'error: config file {tmp_path}/nope.py not found')
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="get_flops.py lets the registry's KeyError for an unknown type through")
 def test_typo_in_backbone_type_is_one_line(get_flops, tmp_path, capsys):
     config = tmp_path / 'typo.py'
     config.write_text(f"_base_ = '{DEMO}'\nmodel = dict(backbone=dict(type='GLNett'))\n")
     assert get_flops.main([str(config), '--shape', '64']) == 2
     assert 'GLNett' in error_line(capsys)
+
+
+def test_test_py_typo_in_a_transform_type_is_one_line(demo_options, tmp_path, capsys):
+    """Types built when the data loader is (datasets, transforms), after the model."""
+    checkpoint = tmp_path / 'x.pth'
+    checkpoint.write_bytes(b'')  # the loop builds its data loader before reading it
+    test_tool = load_tool('tools/test.py')
+    options = [*demo_options, 'test_dataloader.dataset.pipeline.0.type=LoadImageFromFil']
+    assert test_tool.main([DEMO, str(checkpoint), '--work-dir', str(tmp_path / 'work'),
+                           '--cfg-options', *options]) == 2
+    assert the_error(capsys).startswith("error: unknown type 'LoadImageFromFil' in the config")

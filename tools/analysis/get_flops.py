@@ -58,7 +58,7 @@ from mmengine.config import Config, DictAction
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, ROOT)
 from glmix_mm.models import Conformer, GLNet  # noqa: E402  (also registers the models)
-from glmix_mm.utils import build_model_from_cfg  # noqa: E402
+from glmix_mm.utils import ConfigError, build_model_from_cfg, read_config  # noqa: E402
 
 SDPA_OP = 'aten::scaled_dot_product_attention'
 ATTENTION_KEY = 'scaled_dot_product_attention'  # its name in the analyzer's per-op counts
@@ -252,12 +252,7 @@ def arch_complexity(name: str, hw: Tuple[int, int] = (224, 224), batch: int = 1,
 
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Read a config (its ``custom_imports`` are imported) and merge ``cfg_options``."""
-    if not osp.isfile(path):
-        raise FlopsToolError(f'Config file {path!r} not found; give the path of a config such '
-                             'as configs/maskrcnn_glnet_4g_coco.py.')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    cfg = read_config(path, cfg_options)
     if 'model' not in cfg:
         raise FlopsToolError(f'{path} has no `model`; give a model config.')
     return cfg
@@ -486,7 +481,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     try:
         print(run(args))
-    except FlopsToolError as error:
+    except (FlopsToolError, ConfigError) as error:
         print(f'error: {error}', file=sys.stderr)
         return 2
     except ValueError as error:  # e.g. an input size the model cannot process
