@@ -1,5 +1,6 @@
 # Each target does all the set-up it needs (tools/setup_env.sh is idempotent: seconds when
-# everything is installed, ~15 minutes on a fresh machine because mmcv builds from source).
+# everything is installed, minutes on a fresh machine because mmcv builds from source;
+# docs/get_started.md has the times).
 PYTHON ?= python
 
 .PHONY: setup test demo

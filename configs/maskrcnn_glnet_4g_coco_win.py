@@ -3,9 +3,8 @@
 # windows instead of globally. Same weights and parameters; global context still flows through
 # the GLMix blocks' semantic slots. 14x14 is the whole third-stage map at the 224x224 ImageNet
 # resolution, so the windowed backbone computes exactly the pretrained model there.
-# Backbone at 800x1280 on CPU (README, tools/analysis/benchmark.py): 1.18x faster than Swin-T,
-# 1.69x faster than the global-attention backbone. Detection accuracy of this variant has NOT
-# been measured.
+# FLOPs and speed against the global-attention backbone: docs/benchmarks.md. Detection accuracy
+# of this variant has NOT been measured.
 _base_ = './maskrcnn_glnet_4g_coco.py'
 
 model = dict(backbone=dict(mhsa_window=14))

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the pinned CPU stack for glmix_mm into the current Python environment, then glmix_mm
 # itself in editable mode. Idempotent: a package already at the pinned version is left alone, so a
-# second run takes seconds. The first run builds mmcv 2.1.0 with its C++ ops from source (~10 min on
-# 2 cores); pip caches the wheel so later installs on the same machine are fast.
+# second run takes seconds. The first run builds mmcv 2.1.0 with its C++ ops from source (most of
+# the first run's time, docs/get_started.md); pip caches the wheel so later installs on the same
+# machine are fast.
 #
 # GPU users: install a CUDA build of torch first and build mmcv with CUDA ops instead (README).
 set -euo pipefail

@@ -4,9 +4,8 @@
 # weights can be downloaded here, a backbone trained from scratch: BatchNorm statistics are
 # learned (norm_eval=False), drop path is off for this short run, and the raw stage outputs go
 # to FPN (out_norm=None): with the per-output LayerNorms, meant for a pretrained backbone, the
-# from-scratch RoI classifier stayed at its class prior (loss_cls 0.84 after 400 iterations);
-# without them it falls to 0.32 within 100 iterations (ResNet-50 here: 0.23). Trains on 2 CPU
-# cores in about 16 minutes (README, "Quick start").
+# from-scratch RoI classifier stayed at its class prior (docs/detection.md, "Demo", has the
+# losses and the training time).
 _base_ = '../maskrcnn_glnet_4g_coco.py'
 
 data_root = 'data/demo/coco/'
@@ -19,7 +18,8 @@ model = dict(
     backbone=dict(init_cfg=None, norm_eval=False, drop_path_rate=0., out_norm=None),
     roi_head=dict(bbox_head=dict(num_classes=3), mask_head=dict(num_classes=3)),
     # Proposals and sampled RoIs sized to 128-pixel images with <= 4 objects (COCO's 1000
-    # proposals and 512 sampled RoIs per image would make every CPU step 3x slower for nothing).
+    # proposals and 512 sampled RoIs per image would make every CPU step several times slower
+    # for nothing).
     train_cfg=dict(rpn_proposal=dict(max_per_img=300), rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100)))
 

@@ -59,7 +59,7 @@ param_scheduler = [
     dict(type='PolyLR', power=1.0, eta_min=0.0, by_epoch=False, begin=50, end=max_iters),
 ]
 optim_wrapper = dict(optimizer=dict(lr=0.001))
-# A checkpoint every 100 iterations (about 4 minutes here), the last two kept. Ctrl-C or SIGTERM
+# A checkpoint every 100 iterations, the last two kept. Ctrl-C or SIGTERM
 # saves the iteration just completed before stopping; only a hard kill loses up to 100.
 default_hooks = dict(
     logger=dict(interval=20),

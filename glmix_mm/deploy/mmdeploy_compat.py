@@ -19,8 +19,8 @@ One more fix makes the exported R-CNN detectors give MMDetection's detections:
 3. MMDeploy's ``BBoxHead.predict_by_feat`` rewrite (``mmdeploy/codebase/mmdet/models/roi_heads/
    bbox_head.py``) keeps, for every RoI, only the box regressed for its highest-scoring class and
    gives that box to every class, where MMDetection decodes one box per class. A detection of a
-   RoI's second class then comes out with another class's box (measured on the demo Mask R-CNN:
-   boxes off by up to 30 px at the same score). The fix is a rewriter of that function for the
+   RoI's second class then comes out with another class's box (docs/deployment.md has the
+   measurement on the demo Mask R-CNN). The fix is a rewriter of that function for the
    ONNX Runtime backend (MMDeploy prefers backend-specific rewriters to its default one) that
    keeps every class's own box: the ``N x C`` class boxes go to MMDeploy's ``multiclass_nms``
    as ``N * C`` boxes, each scored for its class only, which is MMDetection's per-class NMS.

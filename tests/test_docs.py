@@ -1,0 +1,207 @@
+"""The documentation keeps its promises: what README.md and docs/*.md name exists and works.
+
+* every script named as ``tools/...`` exists; a Python script answers ``--help`` with exit status
+  0, a shell script passes ``bash -n``;
+* every config named as ``configs/....py`` exists and loads; a full config (not a ``_base_``
+  fragment, not an MMDeploy deploy config) builds its model through its scope's registry, with
+  the input channels its neck or head expects from the backbone;
+* every config snippet (a python block with a ``_base_``) builds its model, channels matching;
+* every relative link points to a file that exists, and to a heading of it where it names one;
+* the README is a front page that links to every page of docs/.
+
+Brace groups expand as in the shell: ``configs/maskrcnn_glnet_{stl,4g}_coco.py`` names two.
+"""
+import glob
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List
+
+import pytest
+from mmengine.config import Config
+from test_configs import decoder_in_channels
+
+from glmix_mm.utils.runner_helpers import build_model_from_cfg
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+PAGES = ['README.md'] + sorted(
+    osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'docs', '*.md')))
+TEXTS: Dict[str, str] = {}
+for _page in PAGES:
+    with open(osp.join(ROOT, _page), encoding='utf-8') as _f:
+        TEXTS[_page] = _f.read()
+
+# A repository path starts the token: not part of a longer path (``mmdeploy/tools/...``) or
+# name. Placeholders such as ``configs/glnet_<arch>_in1k.py`` or ``maskrcnn_glnet_*`` do not match.
+SCRIPT_RE = re.compile(r'(?<![\w./-])tools/[\w./-]*?\.(?:py|sh)\b')
+CONFIG_RE = re.compile(r'(?<![\w./-])configs/[\w./{},-]*?\.py\b')
+LINK_RE = re.compile(r'\]\(([^)\s]+)\)')
+SNIPPET_RE = re.compile(r'^```python\n(.*?)^```', re.MULTILINE | re.DOTALL)
+# Config folders whose files are not whole model configs.
+PARTIAL_CONFIG_DIRS = ('configs/_base_/', 'configs/deploy/')
+README_MAX_LINES = 200
+
+
+def expand_braces(text: str) -> List[str]:
+    """``a{b,c}d{e,f}`` -> ``['abde', 'abdf', 'acde', 'acdf']`` (no nesting)."""
+    match = re.search(r'\{([^{}]*)\}', text)
+    if match is None:
+        return [text]
+    head, tail = text[:match.start()], text[match.end():]
+    return [name for option in match.group(1).split(',')
+            for name in expand_braces(head + option + tail)]
+
+
+def named(pattern: re.Pattern) -> Dict[str, List[str]]:
+    """Every path the pages name, with the pages naming it."""
+    found: Dict[str, List[str]] = {}
+    for page, text in TEXTS.items():
+        for token in pattern.findall(text):
+            for path in expand_braces(token):
+                pages = found.setdefault(path, [])
+                if page not in pages:
+                    pages.append(page)
+    return dict(sorted(found.items()))
+
+
+SCRIPTS = named(SCRIPT_RE)
+CONFIGS = named(CONFIG_RE)
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a markdown heading."""
+    text = heading.strip().lower()
+    text = re.sub(r'[^\w\- ]', '', text)
+    return text.replace(' ', '-')
+
+
+def anchors(text: str) -> List[str]:
+    """Anchors of the headings of a page (outside code blocks), numbered as GitHub numbers
+    repeated ones."""
+    seen: Dict[str, int] = {}
+    result = []
+    in_code = False
+    for line in text.splitlines():
+        if line.startswith('```'):
+            in_code = not in_code
+            continue
+        heading = re.match(r'#{1,6} (.*)', line)
+        if heading and not in_code:
+            anchor = github_anchor(heading.group(1))
+            count = seen.get(anchor, 0)
+            seen[anchor] = count + 1
+            result.append(anchor if count == 0 else f'{anchor}-{count}')
+    return result
+
+
+def test_the_pages_name_scripts_and_configs():
+    """The patterns find what the pages name (an empty search would make the tests vacuous)."""
+    assert {'tools/train.py', 'tools/test.py', 'tools/analysis/benchmark.py',
+            'tools/model_converters/glnet2mm.py', 'tools/dist_train.sh'} <= set(SCRIPTS)
+    assert {'configs/maskrcnn_glnet_4g_coco.py', 'configs/maskrcnn_glnet_16g_coco.py',
+            'configs/demo/maskrcnn_glnet_4g_demo.py', 'configs/glnet_4g_in1k.py',
+            'configs/upernet_conformer_b_ade20k.py'} <= set(CONFIGS)
+    assert expand_braces('configs/x_{a,b}_{c,d}.py') == [
+        'configs/x_a_c.py', 'configs/x_a_d.py', 'configs/x_b_c.py', 'configs/x_b_d.py']
+    assert SCRIPT_RE.findall('MMDeploy\'s mmdeploy/tools/deploy.py, glmix_mm/tools/x.py') == []
+
+
+def script_command(script: str) -> List[str]:
+    path = osp.join(ROOT, script)
+    if script.endswith('.sh'):
+        return ['bash', '-n', path]
+    return [sys.executable, path, '--help']
+
+
+@pytest.fixture(scope='module')
+def script_runs() -> Dict[str, subprocess.CompletedProcess]:
+    """Every existing named script run once, a few at a time (each pays the imports of torch and
+    the OpenMMLab libraries, seconds of CPU)."""
+
+    def run(script):
+        return subprocess.run(script_command(script), cwd=ROOT, capture_output=True, text=True,
+                              timeout=300)
+
+    scripts = [s for s in SCRIPTS if osp.isfile(osp.join(ROOT, s))]
+    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1))) as pool:
+        return dict(zip(scripts, pool.map(run, scripts)))
+
+
+@pytest.mark.parametrize('script', list(SCRIPTS))
+def test_named_script_exists_and_answers_help(script, script_runs):
+    assert osp.isfile(osp.join(ROOT, script)), \
+        f'{script}, named in {SCRIPTS[script]}, does not exist'
+    result = script_runs[script]
+    assert result.returncode == 0, (f'{" ".join(script_command(script))} exited '
+                                    f'{result.returncode}:\n{result.stdout[-2000:]}'
+                                    f'{result.stderr[-2000:]}')
+    if script.endswith('.py'):
+        assert 'usage:' in result.stdout, result.stdout[-2000:]
+
+
+@pytest.mark.parametrize('config', list(CONFIGS))
+def test_named_config_exists_and_builds(config):
+    path = osp.join(ROOT, config)
+    assert osp.isfile(path), f'{config}, named in {CONFIGS[config]}, does not exist'
+    cfg = Config.fromfile(path)
+    if config.startswith(PARTIAL_CONFIG_DIRS):
+        assert len(cfg.keys()) > 0, f'{config} defines nothing'
+        return
+    assert 'model' in cfg, f'{config} defines no model'
+    model = build_model_from_cfg(cfg)
+    assert decoder_in_channels(cfg) == list(model.backbone.out_channels)
+
+
+SNIPPETS = [(page, i, code) for page in PAGES
+            for i, code in enumerate(SNIPPET_RE.findall(TEXTS[page])) if '_base_ =' in code]
+
+
+def test_the_pages_have_config_snippets():
+    assert sum(page == 'README.md' for page, _, _ in SNIPPETS) >= 2  # GLNet and Conformer
+
+
+@pytest.mark.parametrize('page,index,code', SNIPPETS,
+                         ids=[f'{page}:{i}' for page, i, _ in SNIPPETS])
+def test_config_snippet_builds(page, index, code, tmp_path):
+    path = tmp_path / 'snippet.py'
+    path.write_text(code)
+    cfg = Config.fromfile(str(path))
+    model = build_model_from_cfg(cfg)
+    assert decoder_in_channels(cfg) == list(model.backbone.out_channels)
+
+
+@pytest.mark.parametrize('page', PAGES)
+def test_relative_links_resolve(page):
+    broken = []
+    for target in LINK_RE.findall(TEXTS[page]):
+        if re.match(r'[a-z]+:', target):  # https:, mailto:
+            continue
+        file_part, _, anchor = target.partition('#')
+        file_path = osp.normpath(osp.join(ROOT, osp.dirname(page), file_part))
+        if file_part and not osp.exists(file_path):
+            broken.append(f'{target}: no file {osp.relpath(file_path, ROOT)}')
+            continue
+        if anchor and file_path.endswith('.md'):
+            with open(file_path, encoding='utf-8') as f:
+                if anchor not in anchors(f.read()):
+                    broken.append(f'{target}: no heading #{anchor}')
+    assert not broken, f'{page}: ' + '; '.join(broken)
+
+
+def test_readme_is_a_front_page_linking_every_docs_page():
+    readme = TEXTS['README.md']
+    assert len(readme.splitlines()) <= README_MAX_LINES
+    linked = {link.partition('#')[0] for link in LINK_RE.findall(readme)}
+    unlinked = [page for page in PAGES[1:] if page not in linked]
+    assert not unlinked, f'README.md does not link {unlinked}'
+
+
+def test_make_targets_named_exist():
+    with open(osp.join(ROOT, 'Makefile'), encoding='utf-8') as f:
+        targets = set(re.findall(r'^([\w-]+):', f.read(), re.MULTILINE))
+    named_targets = {t for text in TEXTS.values() for t in re.findall(r'`make (\w+)', text)}
+    assert {'demo', 'test'} <= named_targets
+    assert named_targets <= targets, f'not in the Makefile: {named_targets - targets}'
