@@ -54,42 +54,38 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         cfg = read_config(args.config, args.cfg_options)
-    except ConfigError as e:
+        if not osp.isfile(args.checkpoint):
+            print(f'error: checkpoint {args.checkpoint} does not exist', file=sys.stderr)
+            return 2
+        prepare_config(cfg, args)
+        check_datasets(cfg, ('test_dataloader', ))
+        with distributed_session(cfg):
+            return run_test(cfg)
+    except (ConfigError, DatasetNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
+
+
+def prepare_config(cfg: Config, args: argparse.Namespace) -> None:
+    """Apply the command line to ``cfg``: work dir, launcher, checkpoint, drawing, AMP and the
+    glmix_mm hooks."""
     apply_common_args(cfg, args.work_dir, args.config, args.launcher)
     cfg.load_from = args.checkpoint
-    if not osp.isfile(args.checkpoint):
-        print(f'error: checkpoint {args.checkpoint} does not exist', file=sys.stderr)
-        return 2
     if args.show_dir:
         enable_show_dir(cfg, args.show_dir)
     if args.amp:
         enable_amp(cfg, training=False)
     add_safety_hooks(cfg, allow_partial=args.allow_partial)
-    try:
-        check_datasets(cfg, ('test_dataloader', ))
-    except DatasetNotFoundError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
-    with distributed_session(cfg):
-        return run_test(cfg)
 
 
 def run_test(cfg: Config) -> int:
     """Build the runner, test and print the metrics; the exit code. No reference to the runner
-    outlives this call (a distributed process group is released with it)."""
-    try:
-        runner = build_runner(cfg)
-    except ConfigError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    outlives this call (a distributed process group is released with it). A
+    :class:`ConfigError` goes to :func:`main`."""
+    runner = build_runner(cfg)
     try:
         with unknown_types_refused():  # the data loader's dataset and transforms
             metrics = runner.test()
-    except ConfigError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
     except (CheckpointMismatchError, CheckpointLoadError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1

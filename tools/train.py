@@ -73,27 +73,21 @@ def main(argv=None) -> int:
     try:
         cfg = build_config(args)
         check_datasets(cfg, ('train_dataloader', 'val_dataloader'))
+        with distributed_session(cfg):  # ends a distributed run cleanly (no abort at exit)
+            return run_training(cfg)
     except (ConfigError, DatasetNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
-    with distributed_session(cfg):  # ends a distributed run cleanly (no abort at exit)
-        return run_training(cfg)
 
 
 def run_training(cfg: Config) -> int:
     """Build the runner and train; the exit code. No reference to the runner outlives this
-    call (a distributed process group is released with it)."""
-    try:
-        runner = build_runner(cfg)
-    except ConfigError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    call (a distributed process group is released with it). A :class:`ConfigError` goes to
+    :func:`main`."""
+    runner = build_runner(cfg)
     try:
         with unknown_types_refused():  # the data loaders' datasets and transforms
             runner.train()
-    except ConfigError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
     except (CheckpointMismatchError, CheckpointLoadError, ResumeError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
