@@ -3,7 +3,7 @@
 # docs/get_started.md has the times).
 PYTHON ?= python
 
-.PHONY: setup test demo
+.PHONY: setup test demo finetune-demo
 
 setup:
 	PYTHON=$(PYTHON) bash tools/setup_env.sh
@@ -13,3 +13,8 @@ test: setup
 
 demo: setup
 	$(PYTHON) tools/run_demo.py
+
+# Pretrain GLNet-4G and ResNet-50 on generated shapes, then fine-tune Mask R-CNN and UperNet
+# from them and from scratch (docs/classification.md, "Pretrain-then-fine-tune demo").
+finetune-demo: setup
+	$(PYTHON) tools/analysis/pretrain_finetune.py --jobs 2

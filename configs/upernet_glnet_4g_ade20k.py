@@ -16,6 +16,10 @@ model = dict(
         type='GLNet',
         arch='4g',
         drop_path_rate=0.3,
+        # One LayerNorm per output, as in the COCO configs. Trained from scratch on the
+        # generated demo data for 120 iterations (docs/segmentation.md, "Pretrained versus from
+        # scratch"): mIoU 85.42 with these norms, 86.15 with raw outputs, one run each. Not yet
+        # compared with a pretrained backbone.
         out_norm=dict(type='LN2d', eps=1e-6),
         norm_eval=True,
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/glnet_4g.pth')),

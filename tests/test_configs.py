@@ -40,12 +40,25 @@ def decoder_in_channels(cfg: Config) -> list:
     return [cfg.model.head.in_channels]
 
 
+def backbone_out_channels(backbone) -> list:
+    """Output widths of a GLNet / Conformer (``out_channels``) or an OpenMMLab ResNet."""
+    if hasattr(backbone, 'out_channels'):
+        return list(backbone.out_channels)
+    expansion = getattr(backbone, 'expansion', None) or backbone.block.expansion
+    return [expansion * 64 * 2**i for i in backbone.out_indices]
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=[osp.relpath(c, ROOT) for c in CONFIGS])
 def test_config_loads_and_builds(path):
     cfg = Config.fromfile(path)
     assert cfg.custom_imports['imports'] == ['glmix_mm']
     backbone = cfg.model.backbone
-    if '/demo/' in path:
+    if path.endswith('_finetune_demo.py'):  # from the demo pretraining (docs/classification.md)
+        assert backbone.init_cfg.type == 'Pretrained'
+        assert backbone.init_cfg.checkpoint.startswith('checkpoints/demo/')
+    elif path.endswith('_pretrain_demo.py'):
+        assert backbone.get('init_cfg') is None and cfg.load_from is None
+    elif '/demo/' in path:
         assert backbone.init_cfg is None  # trained from scratch on the demo data
     elif cfg.default_scope == 'mmpretrain' and 'tklb' in path:  # evaluation only
         assert cfg.load_from.startswith('checkpoints/')  # converted with glnet2mm.py --cls
@@ -57,7 +70,7 @@ def test_config_loads_and_builds(path):
     init_default_scope(cfg.default_scope)
     registry = importlib.import_module(f'{cfg.default_scope}.registry').MODELS
     model = registry.build(cfg.model)
-    assert decoder_in_channels(cfg) == list(model.backbone.out_channels)
+    assert decoder_in_channels(cfg) == backbone_out_channels(model.backbone)
 
 
 def test_stock_mmdet_config_with_glnet_trains_one_step():
@@ -87,3 +100,79 @@ def test_stock_mmdet_config_with_glnet_trains_one_step():
     losses = model.train_step(data, optim_wrapper)
     assert all(torch.isfinite(v).all() for k, v in losses.items() if 'loss' in k)
     assert not torch.equal(before, model.backbone.stages[0].blocks[0].mlp[0].weight)
+
+
+def changed_leaves(a, b, prefix: str = '') -> set:
+    """Dotted paths of the values that differ between two config trees (dicts compared key by
+    key, anything else as a whole; a key on one side only counts as changed)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        changed = set()
+        for key in set(a) | set(b):
+            if key not in a or key not in b:
+                changed.add(prefix + key)
+            else:
+                changed |= changed_leaves(a[key], b[key], f'{prefix}{key}.')
+        return changed
+    return set() if a == b else {prefix.rstrip('.')}
+
+
+def config_dict(path: str) -> dict:
+    return Config.fromfile(osp.join(ROOT, path)).to_dict()
+
+
+# What a fine-tuning demo may change of the shipped config (issue 15): the data (with the
+# pipelines and evaluators), the image scale, the schedule, the class count and the checkpoint.
+DATA_AND_SCHEDULE = {
+    'data_root', 'metainfo', 'train_pipeline', 'test_pipeline', 'train_dataloader',
+    'val_dataloader', 'test_dataloader', 'val_evaluator', 'test_evaluator', 'train_cfg',
+    'param_scheduler', 'default_hooks'}
+
+
+@pytest.mark.parametrize('demo,shipped,model_changes,top_level', [
+    ('configs/demo/maskrcnn_glnet_4g_finetune_demo.py', 'configs/maskrcnn_glnet_4g_coco.py', {
+        'backbone.init_cfg.checkpoint', 'roi_head.bbox_head.num_classes',
+        'roi_head.mask_head.num_classes',
+        # proposal and RoI counts sized to 128-pixel images (the config says why)
+        'train_cfg.rpn_proposal.max_per_img', 'train_cfg.rcnn.sampler.num', 'test_cfg.rpn.nms_pre',
+        'test_cfg.rpn.max_per_img'}, {'image_scale', 'max_epochs'}),
+    ('configs/demo/upernet_glnet_4g_finetune_demo.py', 'configs/upernet_glnet_4g_ade20k.py', {
+        'backbone.init_cfg.checkpoint', 'data_preprocessor.size', 'decode_head.num_classes',
+        'auxiliary_head.num_classes', 'test_cfg.mode'}, {'crop_size', 'dataset', 'max_iters'}),
+])
+def test_finetune_demo_keeps_the_shipped_recipe(demo, shipped, model_changes, top_level):
+    a, b = config_dict(demo), config_dict(shipped)
+    assert changed_leaves(a['model'], b['model']) == model_changes
+    assert a['model']['backbone']['init_cfg']['checkpoint'] == (
+        'checkpoints/demo/glnet_4g_pretrained.pth')
+    assert a['optim_wrapper'] == b['optim_wrapper']  # optimizer, lr, paramwise rule, no clipping
+    changed = {k for k in set(a) | set(b) if a.get(k) != b.get(k)}
+    assert changed - {'model'} <= DATA_AND_SCHEDULE | top_level
+    assert {'train_dataloader', 'param_scheduler', 'train_cfg'} <= changed
+
+
+def test_pretrain_demo_keeps_the_imagenet_recipe():
+    a = config_dict('configs/demo/glnet_4g_pretrain_demo.py')
+    b = config_dict('configs/glnet_4g_in1k.py')
+    # The model, its drop path and loss (label smoothing) as in the recipe; no Mixup / CutMix.
+    assert changed_leaves(a['model'], b['model']) == {'head.num_classes', 'train_cfg'}
+    assert a['model']['train_cfg'] is None
+    assert changed_leaves(a['optim_wrapper'], b['optim_wrapper']) == {
+        'type', 'optimizer.lr'}  # float32 on the CPU; lr for the short run (config says why)
+    # The augmentation: the recipe's crops (larger) and flips; RandAugment and random erasing
+    # dropped (the config says why).
+    pipeline_a = a['train_dataloader']['dataset']['pipeline']
+    pipeline_b = {t['type']: t for t in b['train_dataloader']['dataset']['pipeline']}
+    assert [t['type'] for t in pipeline_a] == [
+        'LoadImageFromFile', 'RandomResizedCrop', 'RandomFlip', 'PackInputs']
+    for t in pipeline_a:
+        assert changed_leaves(t, pipeline_b[t['type']]) <= {'scale', 'crop_ratio_range'}
+    assert a['train_dataloader']['sampler'] == b['train_dataloader']['sampler']
+    ema_a, ema_b = ([h for h in c['custom_hooks'] if h['type'] == 'EMAHook'] for c in (a, b))
+    assert len(ema_a) == 1 and changed_leaves(ema_a[0], ema_b[0]) == {'momentum'}
+    assert [h['type'] for h in a['custom_hooks']] == [h['type'] for h in b['custom_hooks']]
+    # Warm-up then cosine to the same final lr, over the whole run.
+    warmup, cosine = a['param_scheduler']
+    assert (warmup['type'], cosine['type']) == ('LinearLR', 'CosineAnnealingLR')
+    assert cosine['eta_min'] == b['param_scheduler'][1]['eta_min']
+    assert cosine['end'] == a['max_epochs'] * a['iters_per_epoch'] == cosine['begin'] + cosine[
+        'T_max']

@@ -22,7 +22,7 @@ from typing import Dict, List
 
 import pytest
 from mmengine.config import Config
-from test_configs import decoder_in_channels
+from test_configs import backbone_out_channels, decoder_in_channels
 
 from glmix_mm.utils.runner_helpers import build_model_from_cfg
 
@@ -152,7 +152,7 @@ def test_named_config_exists_and_builds(config):
         return
     assert 'model' in cfg, f'{config} defines no model'
     model = build_model_from_cfg(cfg)
-    assert decoder_in_channels(cfg) == list(model.backbone.out_channels)
+    assert decoder_in_channels(cfg) == backbone_out_channels(model.backbone)
 
 
 SNIPPETS = [(page, i, code) for page in PAGES
@@ -170,7 +170,7 @@ def test_config_snippet_builds(page, index, code, tmp_path):
     path.write_text(code)
     cfg = Config.fromfile(str(path))
     model = build_model_from_cfg(cfg)
-    assert decoder_in_channels(cfg) == list(model.backbone.out_channels)
+    assert decoder_in_channels(cfg) == backbone_out_channels(model.backbone)
 
 
 @pytest.mark.parametrize('page', PAGES)
@@ -202,6 +202,6 @@ def test_readme_is_a_front_page_linking_every_docs_page():
 def test_make_targets_named_exist():
     with open(osp.join(ROOT, 'Makefile'), encoding='utf-8') as f:
         targets = set(re.findall(r'^([\w-]+):', f.read(), re.MULTILINE))
-    named_targets = {t for text in TEXTS.values() for t in re.findall(r'`make (\w+)', text)}
+    named_targets = {t for text in TEXTS.values() for t in re.findall(r'`make ([\w-]+)', text)}
     assert {'demo', 'test'} <= named_targets
     assert named_targets <= targets, f'not in the Makefile: {named_targets - targets}'

@@ -168,16 +168,16 @@ def planned_files(num_train: int, num_val: int) -> List[str]:
     return files
 
 
-def files_in_subtrees(out: str) -> Set[str]:
-    """Every file below the folders the generator writes into, relative to ``out``."""
+def files_in_subtrees(out: str, subtrees: Tuple[str, ...] = SUBTREES) -> Set[str]:
+    """Every file below the folders a generator writes into, relative to ``out``."""
     found = set()
-    for subtree in SUBTREES:
+    for subtree in subtrees:
         for folder, _, names in os.walk(osp.join(out, subtree)):
             found.update(osp.relpath(osp.join(folder, n), out) for n in names)
     return found
 
 
-def _read_manifest(out: str) -> Set[str]:
+def _read_manifest(out: str, subtrees: Tuple[str, ...]) -> Set[str]:
     path = osp.join(out, MANIFEST)
     if not osp.isfile(path):
         return set()
@@ -185,7 +185,7 @@ def _read_manifest(out: str) -> Set[str]:
         files = json.load(f)['files']
     # Only plain relative paths inside the subtrees: a hand-edited list cannot reach elsewhere.
     return {f for f in files if not osp.isabs(f) and '..' not in f.split('/') and
-            f.split('/')[0] in SUBTREES}
+            f.split('/')[0] in subtrees}
 
 
 def _write_manifest(out: str, files: Set[str]) -> None:
@@ -196,27 +196,34 @@ def _write_manifest(out: str, files: Set[str]) -> None:
     os.replace(tmp, osp.join(out, MANIFEST))
 
 
-def clear_previous_output(out: str, planned: List[str]) -> None:
+def clear_previous_output(out: str, planned: List[str], subtrees: Tuple[str, ...] = SUBTREES,
+                          tool: str = 'make_demo_data.py') -> None:
     """Remove the files an earlier run wrote into ``out`` (and folders left empty), after
     recording ``planned`` too, so that an interrupted run is cleared next time as well.
+
+    Args:
+        out (str): The output folder.
+        planned (list[str]): The files (relative to ``out``) this run will write.
+        subtrees (tuple[str]): The folders below ``out`` the generator writes into.
+        tool (str): The generator's name, for the error message.
 
     Raises:
         FileExistsError: ``out`` holds files in the generator's folders that it did not write
             (nothing is removed then).
     """
-    previous = _read_manifest(out)
-    foreign = sorted(files_in_subtrees(out) - previous)
+    previous = _read_manifest(out, subtrees)
+    foreign = sorted(files_in_subtrees(out, subtrees) - previous)
     if foreign:
         raise FileExistsError(
-            f'{out} holds {len(foreign)} file(s) in {"/, ".join(SUBTREES)}/ that '
-            f'make_demo_data.py did not write (e.g. {foreign[0]}), which would mix into the '
+            f'{out} holds {len(foreign)} file(s) in {"/, ".join(subtrees)}/ that '
+            f'{tool} did not write (e.g. {foreign[0]}), which would mix into the '
             'generated datasets; give a new or empty --out folder, or remove them.')
     _write_manifest(out, previous | set(planned))
     for name in previous:
         path = osp.join(out, name)
         if osp.isfile(path):
             os.remove(path)
-    for subtree in SUBTREES:
+    for subtree in subtrees:
         for folder, _, _ in sorted(os.walk(osp.join(out, subtree)), reverse=True):
             if not os.listdir(folder):
                 os.rmdir(folder)
