@@ -76,3 +76,12 @@ def test_results_are_merged_and_tabulated(tmp_path, monkeypatch):
     table = (tmp_path / 'wd' / 'results.md').read_text()
     assert '| GLNet-4G | pretrained | LayerNorm (shipped) | 0.500 | 0.250 | 10 |' in table
     assert '| ResNet-50 | pretrained |' in table and '0.125' in table
+
+
+def test_a_failing_run_names_its_log(tmp_path, monkeypatch):
+    monkeypatch.setattr(pf, 'ROOT', str(tmp_path))
+    log = str(tmp_path / 'row.log')
+    cmd = [sys.executable, '-c', 'import sys; print("boom"); sys.exit(3)']
+    with pytest.raises(RuntimeError, match=f'exited with 3; its output is in {log}'):
+        pf.run_logged(cmd, log, threads=1)
+    assert 'boom' in open(log).read()

@@ -86,7 +86,9 @@ def run_logged(cmd: List[str], log: str, threads: int) -> float:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     start = time.time()
     with open(log, 'w') as f:
-        subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, check=True)
+        code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+    if code:
+        raise RuntimeError(f'{" ".join(cmd[1:3])} exited with {code}; its output is in {log}')
     return time.time() - start
 
 
@@ -120,8 +122,9 @@ def publish_pretrained(run: Run, checkpoint: str) -> None:
     """Put a pretraining run's last checkpoint where the fine-tuning configs read it."""
     os.makedirs(osp.join(ROOT, 'checkpoints/demo'), exist_ok=True)
     if run.backbone == 'GLNet-4G':  # in the upstream release layout
-        subprocess.run([sys.executable, 'tools/model_converters/mm2glnet.py', checkpoint,
-                        GLNET_CKPT], cwd=ROOT, check=True)
+        if subprocess.run([sys.executable, 'tools/model_converters/mm2glnet.py', checkpoint,
+                           GLNET_CKPT], cwd=ROOT).returncode:
+            raise RuntimeError(f'mm2glnet.py could not convert {checkpoint} (its error above)')
     else:  # MMPretrain's layout, read with prefix='backbone.'
         shutil.copyfile(checkpoint, osp.join(ROOT, R50_CKPT))
 
@@ -207,10 +210,14 @@ def main(argv: Optional[list] = None) -> int:
     # Pretraining first: the pretrained rows read its checkpoints.
     for stage in ('pretrain', 'finetune'):
         batch = [r for r in todo if (r.stage == 'pretrain') == (stage == 'pretrain')]
-        with ThreadPoolExecutor(args.jobs) as pool:
-            for run, result in zip(batch, pool.map(
-                    lambda r: execute(r, args.work_dir, threads), batch)):
-                results.add(run.name, result)
+        try:
+            with ThreadPoolExecutor(args.jobs) as pool:
+                for run, result in zip(batch, pool.map(
+                        lambda r: execute(r, args.work_dir, threads), batch)):
+                    results.add(run.name, result)
+        except RuntimeError as error:  # rows finished before it are kept in results.json
+            print(f'error: {error}', file=sys.stderr)
+            return 1
     print(table(results.read()))
     return 0
 
