@@ -3,8 +3,10 @@
 Twelve shape classes, the three of the detection demo (square, disc, triangle) among them, in an
 ImageNet-style folder per class (``<out>/{train,val}/<class>/*.png``) for MMPretrain's
 ``CustomDataset``. Each image holds one large shape (the label) with a texture of its own (solid,
-stripes, checks, blotches or a gradient) on a textured background, behind clutter: smaller
-shapes of any class and lines crossing the image. Nothing is downloaded; the same seed gives the
+stripes, checks, blotches or a gradient) on a faintly textured background of a contrasting
+colour, with clutter: small shapes of any class and thin lines crossing the image. (A first
+version with busy backgrounds, weak contrast and larger clutter did not learn in the demo's
+budget; docs/classification.md has the figures.) Nothing is downloaded; the same seed gives the
 same files, and a run into the same folder replaces what an earlier one wrote there (it refuses
 a folder holding files it did not write).
 
@@ -92,10 +94,12 @@ def _colour(rng: np.random.Generator) -> np.ndarray:
     return rng.integers(0, 256, 3).astype(np.float64)
 
 
-def texture(rng: np.random.Generator, size: int, base: np.ndarray) -> np.ndarray:
+def texture(rng: np.random.Generator, size: int, base: np.ndarray,
+            spread: float = 70.) -> np.ndarray:
     """A ``size`` x ``size`` x 3 float texture around colour ``base``: solid, stripes, checks,
-    blotches or a gradient, with mild pixel noise."""
-    other = np.clip(base + rng.normal(0, 70, 3), 0, 255)
+    blotches or a gradient between ``base`` and a second colour about ``spread`` from it, with
+    mild pixel noise."""
+    other = np.clip(base + rng.normal(0, spread, 3), 0, 255)
     yy, xx = np.mgrid[:size, :size].astype(np.float64)
     kind = rng.integers(5)
     if kind == 0:  # solid
@@ -119,13 +123,15 @@ def texture(rng: np.random.Generator, size: int, base: np.ndarray) -> np.ndarray
     return np.clip(pixels, 0, 255)
 
 
-def _contrasting(rng: np.random.Generator, against: np.ndarray) -> np.ndarray:
-    """A colour at least 90 (Euclidean, RGB) from ``against``, so that the label stays visible."""
-    for _ in range(20):
-        colour = _colour(rng)
-        if np.linalg.norm(colour - against) >= 90:
+def _contrasting(rng: np.random.Generator, against: np.ndarray,
+                 min_distance: float) -> np.ndarray:
+    """A random colour at least ``min_distance`` (Euclidean, RGB) from ``against``, so that the
+    label stands out; the farthest of a few tries when none is that far."""
+    tries = [_colour(rng) for _ in range(20)]
+    for colour in tries:
+        if np.linalg.norm(colour - against) >= min_distance:
             return colour
-    return 255 - against
+    return max(tries, key=lambda colour: np.linalg.norm(colour - against))
 
 
 def _paste(canvas: np.ndarray, pixels: np.ndarray, mask: Image.Image) -> None:
@@ -133,28 +139,32 @@ def _paste(canvas: np.ndarray, pixels: np.ndarray, mask: Image.Image) -> None:
     canvas[:] = canvas * (1 - alpha) + pixels * alpha
 
 
-def make_image(rng: np.random.Generator, size: int, label: str,
-               max_clutter: int = 3) -> Image.Image:
+def make_image(rng: np.random.Generator, size: int, label: str, max_clutter: int = 2,
+               background_spread: float = 25., min_contrast: float = 150.) -> Image.Image:
     """One image of class ``label``: a textured background, up to ``max_clutter`` small shapes,
-    the large labelled shape, then up to ``max_clutter`` lines over everything."""
+    the large labelled shape, then up to ``max_clutter`` thin lines over everything.
+
+    The background's texture is faint (``background_spread``) and the labelled shape's colour
+    is at least ``min_contrast`` from the background's, so that its outline, not the textures,
+    carries the label.
+    """
     background_colour = _colour(rng)
-    canvas = texture(rng, size, background_colour)
+    canvas = texture(rng, size, background_colour, background_spread)
     for _ in range(rng.integers(0, max_clutter + 1)):
-        r = rng.uniform(0.06, 0.14) * size
+        r = rng.uniform(0.05, 0.10) * size
         cx, cy = rng.uniform(0, size, 2)
         name = CLASSES[rng.integers(len(CLASSES))]
         _paste(canvas, texture(rng, size, _colour(rng)),
                shape_mask(name, size, cx, cy, r, rng.uniform(0, 2 * np.pi)))
-    r = rng.uniform(0.22, 0.42) * size
-    cx, cy = rng.uniform(0.3, 0.7, 2) * size
-    _paste(canvas, texture(rng, size, _contrasting(rng, background_colour)),
+    r = rng.uniform(0.28, 0.45) * size
+    cx, cy = rng.uniform(0.35, 0.65, 2) * size
+    _paste(canvas, texture(rng, size, _contrasting(rng, background_colour, min_contrast), 40.),
            shape_mask(label, size, cx, cy, r, rng.uniform(0, 2 * np.pi)))
     img = Image.fromarray(canvas.astype(np.uint8))
     draw = ImageDraw.Draw(img)
     for _ in range(rng.integers(0, max_clutter + 1)):
         x0, y0, x1, y1 = rng.uniform(0, size, 4)
-        draw.line([(x0, y0), (x1, y1)], fill=tuple(int(c) for c in _colour(rng)),
-                  width=int(rng.integers(1, 3)))
+        draw.line([(x0, y0), (x1, y1)], fill=tuple(int(c) for c in _colour(rng)), width=1)
     return img
 
 

@@ -56,3 +56,13 @@ def test_rerun_replaces_and_foreign_files_are_refused(tmp_path, capsys):
 def test_bad_arguments(tmp_path, args):
     with pytest.raises(SystemExit):
         gen.main(['--out', str(tmp_path / 'd'), *args])
+
+
+def test_the_label_contrasts_with_the_background():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        background = rng.integers(0, 256, 3).astype(np.float64)
+        colour = gen._contrasting(rng, background, 150.)
+        assert np.linalg.norm(colour - background) >= 150.
+    grey = np.full(3, 128.)  # nothing is 300 from mid-grey: the farthest try is returned
+    assert np.linalg.norm(gen._contrasting(rng, grey, 300.) - grey) > 100.
