@@ -2,7 +2,9 @@
 # R-CNN ResNet-50 1x recipe (mmdet::mask_rcnn/mask-rcnn_r50_fpn_1x_coco.py: the backbone
 # options of mmdet::_base_/models/mask-rcnn_r50_fpn.py, SGD lr 0.02, momentum 0.9, weight decay
 # 1e-4) on the data and schedule of maskrcnn_glnet_4g_finetune_demo.py, from the ResNet-50
-# pretrained by configs/demo/resnet50_pretrain_demo.py.
+# pretrained by configs/demo/resnet50_pretrain_demo.py. The lr is mmdet's 0.02 for 16 images
+# scaled linearly to this batch of 4 (mmdet's auto_scale_lr rule, base_batch_size=16): at 0.02
+# the losses were NaN from iteration 40 on (first loss 27.8; docs/detection.md).
 _base_ = './maskrcnn_glnet_4g_finetune_demo.py'
 
 model = dict(
@@ -22,4 +24,4 @@ model = dict(
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',
-    optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=0.0001))
+    optimizer=dict(type='SGD', lr=0.02 * 4 / 16, momentum=0.9, weight_decay=0.0001))
