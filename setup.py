@@ -19,7 +19,9 @@ setup(
     python_requires='>=3.8',
     # mmpretrain: the Conformer backbone builds on its classification Conformer.
     # safetensors: checkpoints in that format load and the converters can write them.
-    install_requires=['mmengine>=0.10.0', 'mmcv>=2.0.0,<2.2.0', 'mmpretrain>=1.0.0',
+    # torch: the floor only (2.1, glmix_mm.compat.TORCH_FLOOR); an installed torch that meets it
+    # is never replaced.
+    install_requires=['torch>=2.1', 'mmengine>=0.10.0', 'mmcv>=2.0.0,<2.2.0', 'mmpretrain>=1.0.0',
                       'safetensors'],
     extras_require={
         'det': ['mmdet>=3.0.0', 'pycocotools'],

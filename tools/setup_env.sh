@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned CPU stack for glmix_mm into the current Python environment, then glmix_mm
-# itself in editable mode. Idempotent: a package already at the pinned version is left alone, so a
+# itself in editable mode. TORCH / TORCHVISION override the torch pair and WITH_DEPLOY=0 skips the
+# deployment extras (tools/setup_oldest.sh uses both for the oldest supported stack). Idempotent: a package already at the pinned version is left alone, so a
 # second run takes seconds. The first run builds mmcv 2.1.0 with its C++ ops from source (most of
 # the first run's time, docs/get_started.md); pip caches the wheel so later installs on the same
 # machine are fast.
@@ -10,8 +11,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 
-TORCH=2.12.1
-TORCHVISION=0.27.1
+TORCH=${TORCH:-2.12.1}
+TORCHVISION=${TORCHVISION:-0.27.1}
+WITH_DEPLOY=${WITH_DEPLOY:-1}
 MMCV=2.1.0
 MMDEPLOY=1.3.1
 
@@ -47,6 +49,7 @@ pipi --no-deps --no-build-isolation -e .
 #    onnxruntime, onnxscript), unless its pinned versions are all there; then MMDeploy 1.3.1
 #    without its dependencies (its metadata pins protobuf<=3.20.2, which onnx 1.23 cannot use;
 #    MMDeploy runs with the newer one) and the few it imports.
+if [ "$WITH_DEPLOY" = 1 ]; then
 if ! $PY - <<'PYEOF' 2>/dev/null
 from importlib.metadata import requires, version
 from packaging.requirements import Requirement
@@ -59,6 +62,7 @@ fi
 if ! have mmdeploy "$MMDEPLOY"; then
   pipi --no-deps "mmdeploy==$MMDEPLOY"
   pipi aenum multiprocess prettytable terminaltables "numpy<2"
+fi
 fi
 
 $PY -c 'import mmdet.models, mmseg.models, mmpretrain.models, mmcv.ops, glmix_mm; print("glmix_mm set-up OK")'

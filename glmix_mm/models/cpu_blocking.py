@@ -20,7 +20,7 @@ from typing import Callable, List, NamedTuple, Tuple
 import torch
 import torch.nn as nn
 
-from .capture import graph_capture
+from glmix_mm.compat import cpu_autocast_enabled, graph_capture
 from .glmix import GLMixBlock, MHSABlock, ResidualDWConv
 
 Function = Callable[[torch.Tensor], torch.Tensor]
@@ -156,7 +156,7 @@ def add_in_chunks(fn: Function, x: torch.Tensor, out: torch.Tensor, halo: int,
     """
     chunks = plan_chunks(x, halo, max_pixels)
     bands_of_x = out is x and chunks and chunks[0].is_band
-    if not chunks or bands_of_x or torch.is_autocast_enabled('cpu'):
+    if not chunks or bands_of_x or cpu_autocast_enabled():
         branch = forward_in_chunks(fn, x, halo, max_pixels)
         return out + x if branch is x else add_into(branch, out)
     for chunk in chunks:

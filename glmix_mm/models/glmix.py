@@ -19,7 +19,7 @@ from mmengine.model import BaseModule
 
 from glmix_mm.registry import register_model
 
-from .capture import graph_capture
+from glmix_mm.compat import graph_capture
 
 
 @register_model(name='LN2d')

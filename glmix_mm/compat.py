@@ -1,0 +1,79 @@
+"""What differs between the PyTorch versions glmix_mm supports, in one place.
+
+glmix_mm runs on torch 2.1 (what OpenMMLab's prebuilt mmcv 2.1.0 wheels are built for) up to the
+newest release. Functions here give one answer on every version; a feature that an old torch
+lacks is refused by :func:`require_torch` with one line naming the version it needs.
+"""
+from typing import Tuple
+
+import torch
+
+#: The oldest torch glmix_mm runs on (also in setup.py's ``install_requires``).
+TORCH_FLOOR = (2, 1)
+
+
+class UnsupportedTorchError(RuntimeError):
+    """A feature needs a newer torch than the one installed; the message names the version."""
+
+
+def torch_version(version: str = None) -> Tuple[int, int]:
+    """``(major, minor)`` of ``version`` (default: the installed torch), e.g. ``(2, 1)``."""
+    release = (version or torch.__version__).split('+')[0].split('.')
+    return int(release[0]), int(''.join(c for c in release[1] if c.isdigit()) or 0)
+
+
+def check_torch_floor() -> None:
+    """Refuse, in one line, a torch older than :data:`TORCH_FLOOR` (called at import)."""
+    if torch_version() < TORCH_FLOOR:
+        raise ImportError(f'glmix_mm needs PyTorch >= {TORCH_FLOOR[0]}.{TORCH_FLOOR[1]} '
+                          f'(found {torch.__version__}); upgrade torch.')
+
+
+def require_torch(minimum: str, feature: str) -> None:
+    """Raise :class:`UnsupportedTorchError` if the installed torch is older than ``minimum``.
+
+    Args:
+        minimum (str): e.g. ``'2.5'``.
+        feature (str): What needs it, for the message (e.g. ``'the dynamo ONNX exporter'``).
+    """
+    if torch_version() < torch_version(minimum):
+        raise UnsupportedTorchError(f'{feature} needs PyTorch >= {minimum} (found '
+                                    f'{torch.__version__}); upgrade torch to use it.')
+
+
+def has_torch(minimum: str) -> bool:
+    """Whether the installed torch is at least ``minimum`` (e.g. ``'2.5'``)."""
+    return torch_version() >= torch_version(minimum)
+
+
+def is_compiling() -> bool:
+    """Whether dynamo (``torch.compile``, ``torch.export``) is tracing the caller."""
+    check = getattr(torch.compiler, 'is_compiling', None)  # torch >= 2.3
+    if check is None:
+        from torch._dynamo import is_compiling as check
+    return check()
+
+
+def is_fx_tracing() -> bool:
+    """Whether ``torch.fx.symbolic_trace`` is tracing the caller (not dynamo)."""
+    fx = torch.fx._symbolic_trace
+    check = getattr(fx, 'is_fx_symbolic_tracing', None)  # torch >= 2.5; before, the one below
+    return check() if check is not None else fx.is_fx_tracing()
+
+
+def graph_capture() -> bool:
+    """Whether the caller runs under a graph capture rather than eagerly: ``torch.compile`` /
+    dynamo, ``torch.export``, both ONNX exporters, ``torch.jit.trace`` / ``script`` or FX.
+
+    A captured graph must serve every input size, so code that makes Python decisions on a
+    tensor's size (which a tracer freezes at the example size) asks this first.
+    """
+    return (is_compiling() or torch.jit.is_tracing() or torch.jit.is_scripting()
+            or torch.onnx.is_in_onnx_export() or is_fx_tracing())
+
+
+def cpu_autocast_enabled() -> bool:
+    """Whether CPU autocast is on (``torch.is_autocast_enabled('cpu')`` from torch 2.4)."""
+    if has_torch('2.4'):
+        return torch.is_autocast_enabled('cpu')
+    return torch.is_autocast_cpu_enabled()
