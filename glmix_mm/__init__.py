@@ -1,17 +1,19 @@
 """glmix_mm: GLNet (GLMix) and Conformer backbones for the OpenMMLab 2.x libraries.
 
 Importing the package registers every model and hook (see :mod:`glmix_mm.registry`) and makes
-MMEngine load local checkpoints safely: training state and upstream releases load, code in a
-file never runs (see :mod:`glmix_mm.models.checkpoint`). :class:`trust_checkpoint` allows full
-unpickling of one file the user trusts.
+MMEngine load checkpoints safely (:func:`glmix_mm.checkpoint.install_safe_loaders`): training
+state and upstream releases load, code in a file never runs. :class:`trust_checkpoint` allows
+full unpickling of one file the user trusts.
 """
 from .compat import check_torch_floor
 
 check_torch_floor()  # one line naming the floor, before anything needs a newer torch
 
-from .engine import *  # noqa: F401,F403
-from .models import *  # noqa: F401,F403
-from .models.safe_load import trust_checkpoint
-from .version import __version__
+from .checkpoint import install_safe_loaders, trust_checkpoint  # noqa: E402
+from .engine import *  # noqa: F401,F403,E402
+from .models import *  # noqa: F401,F403,E402
+from .version import __version__  # noqa: E402
+
+install_safe_loaders()
 
 __all__ = ['__version__', 'trust_checkpoint']

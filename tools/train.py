@@ -23,7 +23,7 @@ from mmengine.runner import Runner
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 import glmix_mm  # noqa: E402,F401  (registers the models; loads checkpoints with torch>=2.6)
-from glmix_mm.models.safe_load import CheckpointLoadError  # noqa: E402
+from glmix_mm.checkpoint.unpickling import CheckpointLoadError  # noqa: E402
 from glmix_mm.engine import (CheckpointMismatchError, ResumableTrainingHook,  # noqa: E402
                              ResumeError, TrainingInterrupted, latest_checkpoint)
 from glmix_mm.utils import (ConfigError, DatasetNotFoundError, apply_common_args,  # noqa: E402

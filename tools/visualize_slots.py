@@ -30,7 +30,7 @@ from PIL import Image  # noqa: E402
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from glmix_mm.engine import check_fit  # noqa: E402
 from glmix_mm.models import GLMixBlock, GLNet  # noqa: E402
-from glmix_mm.models.checkpoint import extract_state_dict  # noqa: E402
+from glmix_mm.checkpoint import extract_state_dict  # noqa: E402
 from glmix_mm.utils import read_config  # noqa: E402
 from glmix_mm.utils.cli import at_least  # noqa: E402
 

@@ -1,5 +1,7 @@
 from .amp import CPUAutocastHook, autocast_submodules
-from .checkpoint_fit import CheckpointFitHook, CheckpointMismatchError, check_file, check_fit
+from glmix_mm.checkpoint import CheckpointMismatchError, check_file, check_fit
+
+from .checkpoint_fit import CheckpointFitHook
 from .eager_step import EagerOptimizerStepHook
 from .hooks import RNGStateHook
 from .resumable import ResumableTrainingHook, ResumeError, TrainingInterrupted, latest_checkpoint

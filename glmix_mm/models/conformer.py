@@ -27,7 +27,7 @@ except ImportError as error:  # pragma: no cover - depends on the environment
 from glmix_mm.registry import register_model
 
 from .argument_checks import check_drop_path_rate, check_out_indices, is_int
-from .checkpoint import StateDict, load_pretrained
+from glmix_mm.checkpoint import StateDict, load_pretrained
 from .freezing import batch_norms_to_eval, freeze
 
 # Parts of the classification models that a dense backbone does not have: the two heads and the

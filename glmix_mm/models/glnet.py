@@ -18,7 +18,7 @@ from glmix_mm.registry import register_model
 
 from . import cpu_blocking
 from .argument_checks import check_drop_path_rate, check_norm_cfg, check_out_indices, is_int
-from .checkpoint import StateDict, load_pretrained
+from glmix_mm.checkpoint import StateDict, load_pretrained
 from .freezing import batch_norms_to_eval, freeze
 from .glmix import GLMixBlock, MHSABlock, MHSATokenBlock, check_window
 

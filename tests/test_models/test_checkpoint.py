@@ -1,4 +1,4 @@
-"""Loading checkpoints never runs code from a file (glmix_mm.models.checkpoint / safe_load).
+"""Loading checkpoints never runs code from a file (glmix_mm.checkpoint / safe_load).
 
 Malicious files through every loader, upstream training checkpoints (a faithful fake of the
 hydra / OmegaConf ``args`` of the GLNet releases, argparse ``args`` of the Conformer ones),
@@ -26,9 +26,9 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 import glmix_mm
 from glmix_mm.models import GLNet
-from glmix_mm.models.checkpoint import (extract_state_dict, load_local_checkpoint,
+from glmix_mm.checkpoint import (extract_state_dict, load_local_checkpoint,
                                         save_checkpoint)
-from glmix_mm.models.safe_load import (TRUSTED_ENV, CheckpointLoadError, InertObject,
+from glmix_mm.checkpoint.unpickling import (TRUSTED_ENV, CheckpointLoadError, InertObject,
                                        UnsafeCheckpointError, foreign_globals, trust_checkpoint)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))

@@ -10,7 +10,7 @@ from mmengine.model import ExponentialMovingAverage
 from mmengine.registry import init_default_scope
 
 from glmix_mm.models import GLNet
-from glmix_mm.models.checkpoint import load_local_checkpoint
+from glmix_mm.checkpoint import load_local_checkpoint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))

@@ -72,7 +72,7 @@ def test_test_py_allow_partial_evaluates_with_a_warning(demo_options, files, tmp
 
 def test_fine_tuning_skips_exactly_the_class_dependent_layers(files):
     from glmix_mm.engine import check_fit
-    from glmix_mm.engine.checkpoint_fit import loaded_state_dict
+    from glmix_mm.checkpoint import loaded_state_dict
     coco = loaded_state_dict(torch.load(files['coco_classes'], weights_only=True))
     skipped = check_fit(demo_model(STL), coco, 'finetune')  # 80 classes -> the demo's 3
     assert sorted(skipped) == [

@@ -26,11 +26,11 @@ import os
 import os.path as osp
 from typing import Dict, Optional, Sequence, Tuple
 
-from glmix_mm.models.checkpoint import (StateDict, check_state_dict, extract_state_dict,
+from glmix_mm.checkpoint import (StateDict, check_state_dict, extract_state_dict,
                                         load_local_checkpoint, save_checkpoint,
                                         strip_backbone_prefix)
 from glmix_mm.models.conformer import Conformer, convert_conformer_state_dict
-from glmix_mm.models.safe_load import CheckpointLoadError
+from glmix_mm.checkpoint.unpickling import CheckpointLoadError
 
 OPTIONAL_MISSING = [r'.*num_batches_tracked$']
 

@@ -29,10 +29,9 @@ import sys
 from typing import Dict, Optional
 
 from glmix_mm.models import GLNet
-from glmix_mm.models.checkpoint import (StateDict, check_state_dict, extract_state_dict,
-                                        load_local_checkpoint, save_checkpoint,
-                                        state_dict_mismatch)
-from glmix_mm.models.safe_load import CheckpointLoadError
+from glmix_mm.checkpoint import (FitReport, StateDict, check_state_dict, extract_state_dict,
+                                 load_local_checkpoint, save_checkpoint)
+from glmix_mm.checkpoint.unpickling import CheckpointLoadError
 
 CLS_RENAMES = {'norm.': 'backbone.norm3.', 'head.': 'head.fc.', 'tklb_aux_head.': 'head.aux_fc.'}
 
@@ -47,7 +46,8 @@ def detect_arch(state_dict: StateDict) -> str:
     backbone = backbone_keys(state_dict)
     problems = {}
     for arch in GLNet.arch_zoo:
-        problems[arch] = sum(map(len, state_dict_mismatch(GLNet(arch, out_norm=None), backbone)))
+        report = FitReport(GLNet(arch, out_norm=None), backbone)
+        problems[arch] = len(report.missing) + len(report.unexpected) + len(report.shapes)
         if problems[arch] == 0:
             return arch
     closest = min(problems, key=problems.get)

@@ -31,8 +31,8 @@ from glnet2mm import detect_arch  # noqa: E402
 
 import torch  # noqa: E402
 
-from glmix_mm.models.checkpoint import StateDict, load_local_checkpoint  # noqa: E402
-from glmix_mm.models.safe_load import CheckpointLoadError  # noqa: E402
+from glmix_mm.checkpoint import StateDict, load_local_checkpoint  # noqa: E402
+from glmix_mm.checkpoint.unpickling import CheckpointLoadError  # noqa: E402
 
 # MMPretrain classifier prefixes -> upstream names (glnet2mm.CLS_RENAMES reversed); the pre-head
 # norm before the backbone's other keys.
