@@ -4,7 +4,8 @@ glmix_mm runs on torch 2.1 (what OpenMMLab's prebuilt mmcv 2.1.0 wheels are buil
 newest release. Functions here give one answer on every version; a feature that an old torch
 lacks is refused by :func:`require_torch` with one line naming the version it needs.
 """
-from typing import Tuple
+from functools import partial
+from typing import Optional, Tuple
 
 import torch
 
@@ -16,7 +17,7 @@ class UnsupportedTorchError(RuntimeError):
     """A feature needs a newer torch than the one installed; the message names the version."""
 
 
-def torch_version(version: str = None) -> Tuple[int, int]:
+def torch_version(version: Optional[str] = None) -> Tuple[int, int]:
     """``(major, minor)`` of ``version`` (default: the installed torch), e.g. ``(2, 1)``."""
     release = (version or torch.__version__).split('+')[0].split('.')
     return int(release[0]), int(''.join(c for c in release[1] if c.isdigit()) or 0)
@@ -46,19 +47,25 @@ def has_torch(minimum: str) -> bool:
     return torch_version() >= torch_version(minimum)
 
 
+# Resolved once, so that dynamo sees torch's own function called (it folds those to True while
+# it traces) and no version check runs in a forward pass.
+if hasattr(torch.compiler, 'is_compiling'):  # torch >= 2.3
+    _dynamo_is_compiling = torch.compiler.is_compiling
+else:
+    from torch._dynamo import is_compiling as _dynamo_is_compiling
+_fx = torch.fx._symbolic_trace
+# torch >= 2.5 tells FX's symbolic tracing apart from dynamo's; before, ``is_fx_tracing`` is it.
+_fx_is_tracing = getattr(_fx, 'is_fx_symbolic_tracing', _fx.is_fx_tracing)
+
+
 def is_compiling() -> bool:
     """Whether dynamo (``torch.compile``, ``torch.export``) is tracing the caller."""
-    check = getattr(torch.compiler, 'is_compiling', None)  # torch >= 2.3
-    if check is None:
-        from torch._dynamo import is_compiling as check
-    return check()
+    return _dynamo_is_compiling()
 
 
 def is_fx_tracing() -> bool:
-    """Whether ``torch.fx.symbolic_trace`` is tracing the caller (not dynamo)."""
-    fx = torch.fx._symbolic_trace
-    check = getattr(fx, 'is_fx_symbolic_tracing', None)  # torch >= 2.5; before, the one below
-    return check() if check is not None else fx.is_fx_tracing()
+    """Whether ``torch.fx.symbolic_trace`` is tracing the caller."""
+    return _fx_is_tracing()
 
 
 def graph_capture() -> bool:
@@ -73,7 +80,12 @@ def graph_capture() -> bool:
 
 
 def cpu_autocast_enabled() -> bool:
-    """Whether CPU autocast is on (``torch.is_autocast_enabled('cpu')`` from torch 2.4)."""
-    if has_torch('2.4'):
-        return torch.is_autocast_enabled('cpu')
-    return torch.is_autocast_cpu_enabled()
+    """Whether CPU autocast is on (``torch.is_autocast_enabled('cpu')`` from torch 2.4,
+    ``torch.is_autocast_cpu_enabled()`` before)."""
+    return _cpu_autocast_enabled()
+
+
+if has_torch('2.4'):
+    _cpu_autocast_enabled = partial(torch.is_autocast_enabled, 'cpu')
+else:
+    _cpu_autocast_enabled = torch.is_autocast_cpu_enabled
