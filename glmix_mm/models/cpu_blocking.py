@@ -5,15 +5,18 @@ largest maps of the network. In eager CPU inference this module runs them on chu
 whole images, or bands of rows with the rows of context their convolutions need) whose widest
 intermediate map fits :data:`CHUNK_ELEMENTS`, so that those maps stay in cache and in memory the
 allocator reuses, and adds each chunk's result straight into the residual or slot output
-instead of concatenating chunks and adding once. The results equal those of the plain model
-(:mod:`glmix_mm.models.glmix`): the chunked functions treat images independently and their
-output rows depend only on a known band of input rows.
+instead of concatenating chunks and adding once. The blocks' math is not restated here: the
+blocked forwards compose the blocks' own sub-steps (:meth:`GLMixBlock.mixing_inputs`,
+``global_mixing``, ``feature_conv``, ``scale_mixing``, ``norm2``, ``mlp``, ``scale_mlp``) with
+the chunking helpers below. The results equal those of the plain model: the chunked functions
+treat images independently and their output rows depend only on a known band of input rows.
 
-The blocked path is switched in one place, :func:`applies`: eager CPU inference only. While
-autograd records, chunks would keep their context rows and copies for backward; forward hooks
-must see each module called once on whole maps; and whenever a graph is captured (``torch.compile`` / dynamo, ``torch.export``, both ONNX exporters,
-``torch.jit.trace`` / ``script``, FX) the plain model is what gets captured, so that the graph
-has no size-dependent Python decisions in it.
+:class:`~glmix_mm.models.GLNet` chooses this path with its ``execution`` argument; with the
+default ``'auto'`` it asks :func:`applies`: eager CPU inference only. While autograd records,
+chunks would keep their context rows and copies for backward; forward hooks must see each module
+called once on whole maps; and whenever a graph is captured (``torch.compile`` / dynamo,
+``torch.export``, both ONNX exporters, ``torch.jit.trace`` / ``script``, FX) the plain model is
+what gets captured, so that the graph has no size-dependent Python decisions in it.
 """
 from typing import Callable, List, NamedTuple, Tuple
 
@@ -21,7 +24,8 @@ import torch
 import torch.nn as nn
 
 from glmix_mm.compat import cpu_autocast_enabled, graph_capture
-from .glmix import GLMixBlock, MHSABlock, ResidualDWConv
+from .glmix import GLMixBlock, MHSABlock, ResidualBlock
+from .layers import ResidualDWConv
 
 Function = Callable[[torch.Tensor], torch.Tensor]
 
@@ -31,11 +35,23 @@ Function = Callable[[torch.Tensor], torch.Tensor]
 CHUNK_ELEMENTS = 3 * 2**19
 
 
+def has_global_forward_hooks() -> bool:
+    """Whether forward (pre-)hooks are registered for every module
+    (:func:`torch.nn.modules.module.register_module_forward_hook` and ``..._pre_hook``).
+
+    torch has no public query for these; its registries are read here, in this one function,
+    and a torch without them counts as having none.
+    """
+    from torch.nn.modules import module as torch_module
+    return any(
+        getattr(torch_module, name, None)
+        for name in ('_global_forward_hooks', '_global_forward_pre_hooks'))
+
+
 def has_forward_hooks(model: nn.Module) -> bool:
     """Whether forward (pre-)hooks are registered on ``model``, any of its modules, or globally:
     they must see the modules called once on whole maps, as in the plain model."""
-    from torch.nn.modules import module as torch_module
-    if torch_module._global_forward_hooks or torch_module._global_forward_pre_hooks:
+    if has_global_forward_hooks():
         return True
     return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 
@@ -189,22 +205,18 @@ def add_chain(chain: nn.Module, x: torch.Tensor, out: torch.Tensor, pre: Functio
                          max(CHUNK_ELEMENTS // width, 1))
 
 
-def mlp_residual(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``x + drop_path(ls2(mlp(norm2(x))))``, the MLP half of an NCHW block, added into ``x``
-    (the block's fresh residual sum)."""
-    return add_chain(block.mlp, x, x, pre=block.norm2,
-                     post=lambda t: block.drop_path(block.ls2(t)))
+def mlp_residual(block: ResidualBlock, x: torch.Tensor) -> torch.Tensor:
+    """``x + scale_mlp(mlp(norm2(x)))``, the MLP half of an NCHW block, added into ``x`` (the
+    block's fresh residual sum)."""
+    return add_chain(block.mlp, x, x, pre=block.norm2, post=block.scale_mlp)
 
 
 def glmix_block(block: GLMixBlock, x: torch.Tensor) -> torch.Tensor:
     """:meth:`GLMixBlock.forward`, with the local branch added chunk by chunk into the fresh slot
     output, and the MLP into the residual."""
-    init_slots = block.initial_slots(x)
-    x = block.pos_conv(x)
-    y = block.norm1(x)
+    x, y, init_slots = block.mixing_inputs(x)
     mixed = add_chain(block.feature_conv, y, block.global_mixing(y, init_slots))
-    x = add_into(block.drop_path(block.ls1(mixed)), x)
-    return mlp_residual(block, x)
+    return mlp_residual(block, add_into(block.scale_mixing(mixed), x))
 
 
 def mhsa_block(block: MHSABlock, x: torch.Tensor) -> torch.Tensor:

@@ -20,12 +20,15 @@ from . import cpu_blocking
 from .argument_checks import check_drop_path_rate, check_norm_cfg, check_out_indices, is_int
 from glmix_mm.checkpoint import StateDict, load_pretrained
 from .freezing import batch_norms_to_eval, freeze
-from .glmix import GLMixBlock, MHSABlock, MHSATokenBlock, check_window
+from .glmix import GLMixBlock, MHSABlock, MHSATokenBlock
+from .layers import check_window
 
 # Token mixers of a stage: every block GLMix, every block MHSA on NCHW maps, every block a plain
 # transformer block on tokens (last stage of the STL layout), or GLMix and MHSA alternating,
 # GLMix first (the hybrid third stage of the 4G/9G/16G layout).
 MIXERS = ('glmix', 'mhsa', 'mhsa_tokens', 'glmix+mhsa')
+# How GLNet runs (see its ``execution`` argument).
+EXECUTIONS = ('auto', 'plain')
 
 
 class GLNetStage(BaseModule):
@@ -145,6 +148,11 @@ class GLNet(BaseModule):
             faster (contiguous channel vectors for the LayerNorms, token views without copies,
             fused attention kernels). The returned maps are contiguous NCHW either way.
             Defaults to True.
+        execution (str): How the model is run; the results are the same. ``'auto'`` (default):
+            eager CPU inference (eval mode, no autograd recording, no forward hooks, no graph
+            capture) runs cache-blocked (:mod:`~glmix_mm.models.cpu_blocking`: chunks sized to
+            stay in cache), everything else runs the plain model. ``'plain'``: always the plain
+            model, as written in :mod:`~glmix_mm.models.glmix`.
         pretrained (str, optional): Deprecated, use ``init_cfg=dict(type='Pretrained',
             checkpoint=...)``.
         init_cfg (dict, optional): Initialisation config. With ``type='Pretrained'``, loads the
@@ -193,6 +201,7 @@ class GLNet(BaseModule):
                  with_cp: bool = False,
                  mhsa_window: Optional[int] = None,
                  channels_last: bool = True,
+                 execution: str = 'auto',
                  pretrained: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         if pretrained is not None:
@@ -216,6 +225,9 @@ class GLNet(BaseModule):
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.mhsa_window = check_window(mhsa_window)
+        if execution not in EXECUTIONS:
+            raise ValueError(f'execution must be one of {EXECUTIONS}, got {execution!r}.')
+        self.execution = execution
         self.channels_last = channels_last
         embed_dims = settings['embed_dims']
         self.out_channels = [embed_dims[i] for i in self.out_indices]
@@ -371,11 +383,14 @@ class GLNet(BaseModule):
         if x.shape[2] < 1 or x.shape[3] < 1:
             raise ValueError(f'GLNet got an empty image batch of shape {tuple(x.shape)}.')
 
+    def cache_blocked(self, x: torch.Tensor) -> bool:
+        """The execution strategy for ``x`` (see ``execution``): whether it runs cache-blocked
+        (eager CPU inference with ``'auto'``) or as the plain model."""
+        return self.execution == 'auto' and cpu_blocking.applies(x, self)
+
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         self._check_input(x)
-        # The one switch of the execution strategy: eager CPU inference runs cache-blocked
-        # (same results); training and every graph capture run the plain model.
-        blocked = cpu_blocking.applies(x, self)
+        blocked = self.cache_blocked(x)
         outs = []
         for i in range(4):
             x = self._embed(i, _pad_to_multiple(x, self.pad_multiples[i]), blocked)

@@ -61,6 +61,7 @@ def forward(model, x):
     (dict(mhsa_window=0), ValueError, 'window must be a positive int or None'),
     (dict(mhsa_window=True), ValueError, 'window must be a positive int or None'),
     (dict(mhsa_window=-7), ValueError, 'window must be a positive int or None'),
+    (dict(execution='cpu'), ValueError, r"execution must be one of \('auto', 'plain'\), got 'cpu'"),
     (dict(in_channels=0), ValueError, 'in_channels must be a positive int, got 0'),
     (dict(norm_cfg=dict(type='BNN')), ValueError, r"norm_cfg: unknown norm type 'BNN'.*'BN'"),
     (dict(norm_cfg='BN'), TypeError, 'norm_cfg must be a dict with a type'),

@@ -6,8 +6,8 @@ import torch.nn as nn
 from glmix_mm.models import GLNet, cpu_blocking
 from glmix_mm.models.cpu_blocking import (add_in_chunks, add_into, block_forward,
                                           forward_in_chunks, image_groups)
-from glmix_mm.models.glmix import (GLMixBlock, LayerNorm2d, MHSABlock, ResidualDWConv,
-                                   conv_mlp)
+from glmix_mm.models.glmix import GLMixBlock, LayerNorm2d, MHSABlock, conv_mlp
+from glmix_mm.models.layers import ResidualDWConv
 
 
 def randomize_(module: nn.Module, seed: int = 0) -> nn.Module:
@@ -168,6 +168,25 @@ def test_glnet_cpu_inference_is_blocked_and_equals_the_plain_model(arch, monkeyp
     assert stem_batches == [2, 2, 1] and GLMixBlock in calls
     for a, b in zip(got, ref):
         assert a.is_contiguous()
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_plain_execution_never_blocks(monkeypatch):
+    """``execution='plain'``: eager CPU inference runs the blocks as written, same results."""
+    model = build_pair('4g')
+    plain = GLNet('4g', out_norm=None, execution='plain').eval()
+    plain.load_state_dict(model.state_dict())
+    calls = []
+    monkeypatch.setattr(cpu_blocking, 'block_forward',
+                        lambda block, x: calls.append(block) or block(x))
+    x = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        ref = model(x)
+        assert calls and model.cache_blocked(x)
+        calls.clear()
+        got = plain(x)
+    assert not calls and not plain.cache_blocked(x)
+    for a, b in zip(got, ref):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
 
 

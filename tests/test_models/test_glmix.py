@@ -6,8 +6,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from glmix_mm.models.glmix import (GLMixBlock, LayerNorm2d, MHSABlock, MHSATokenBlock,
-                                   MultiheadSelfAttention, ResidualDWConv, adaptive_avg_pool_tokens,
-                                   window_self_attention)
+                                   MultiheadSelfAttention)
+from glmix_mm.models.layers import (ResidualDWConv, adaptive_avg_pool_tokens,
+                                    window_self_attention)
 
 
 def randomize_(module: nn.Module, seed: int = 0) -> nn.Module:
