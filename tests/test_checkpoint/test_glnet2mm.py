@@ -1,7 +1,6 @@
 """glmix_mm.checkpoint.converters.glnet_to_mm and tools/model_converters/glnet2mm.py: formats,
 arch recognition, refusal, classifier logits."""
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -11,8 +10,7 @@ from mmengine.registry import init_default_scope
 from glmix_mm.models import GLNet
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tests', 'test_models'))
-from test_glnet import random_upstream_checkpoint  # noqa: E402
+from fakes import random_upstream_checkpoint
 
 
 @pytest.fixture(scope='module')

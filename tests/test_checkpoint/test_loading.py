@@ -32,10 +32,8 @@ from glmix_mm.checkpoint.unpickling import (TRUSTED_ENV, CheckpointLoadError, In
                                             trust_checkpoint)
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tests', 'test_models'))
-from test_conformer import build as build_conformer  # noqa: E402
-from test_conformer import features, load_into, to_upstream  # noqa: E402
-from test_glnet import random_upstream_checkpoint  # noqa: E402
+from fakes import build as build_conformer
+from fakes import features, load_into, random_upstream_checkpoint, to_upstream
 
 # The globals of a real hydra training checkpoint's ``args`` (omegaconf 2.4.0, DictConfig with
 # nested groups and lists, saved by torch.save), as torch.serialization lists them.

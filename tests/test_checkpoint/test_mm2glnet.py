@@ -1,7 +1,6 @@
 """tools/model_converters/mm2glnet.py: an MMPretrain GLNet classifier checkpoint written in the
 upstream release layout reads back, through every reader of releases, as the weights it holds."""
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -14,8 +13,7 @@ from glmix_mm.models import GLNet
 from glmix_mm.checkpoint import load_local_checkpoint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tests', 'test_models'))
-from test_glnet import random_upstream_checkpoint  # noqa: E402
+from fakes import random_upstream_checkpoint
 
 
 @pytest.fixture(scope='module')

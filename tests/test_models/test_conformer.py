@@ -1,93 +1,23 @@
 """Tests of the dense Conformer backbone (glmix_mm.models.conformer)."""
-import importlib.util
 import os.path as osp
-from functools import lru_cache
-from typing import Dict
 
 import pytest
 import torch
-import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from glmix_mm.checkpoint.converters import conformer_to_mm
 from glmix_mm.models import conformer as conformer_module
 from glmix_mm.models.conformer import Conformer
+
+from fakes import build, features, heads, load_into, to_upstream
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ARCHS = [('tiny', 16), ('small', 16), ('small', 32), ('base', 16)]
 # MMPretrain's model zoo (with the two classification heads), in millions.
 PUBLISHED_PARAMS_M = {('tiny', 16): 23.52, ('small', 16): 37.67, ('small', 32): 38.85,
                       ('base', 16): 83.29}
-# The authors' names inside transformer blocks, for checkpoints in their format.
-UPSTREAM_NAMES = {'.ln1.': '.norm1.', '.ln2.': '.norm2.', '.ffn.layers.0.0.': '.mlp.fc1.',
-                  '.ffn.layers.1.': '.mlp.fc2.'}
-
-
-def load_converter():
-    path = osp.join(REPO, 'tools', 'model_converters', 'conformer2mm.py')
-    spec = importlib.util.spec_from_file_location('conformer2mm', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-@lru_cache()
-def build(arch: str = 'tiny', patch_size: int = 16) -> Conformer:
-    """A model with random weights and random BN statistics, in eval mode (cached)."""
-    torch.manual_seed(0)
-    model = Conformer(arch=arch, patch_size=patch_size)
-    randomize(model)
-    return model.eval()
-
-
-def randomize(model: nn.Module) -> None:
-    """Random weights, biases and BN running statistics."""
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith('running_var'):
-                tensor.uniform_(0.5, 2.0)
-            elif tensor.is_floating_point():
-                tensor.normal_(0, 0.05)
-
-
-def heads(arch: str) -> Dict[str, torch.Tensor]:
-    """Classification parts of an authors' model (1000 classes)."""
-    settings = Conformer.arch_zoo[arch]
-    embed, conv = settings['embed_dims'], 256 * settings['channel_ratio']
-    return {
-        'trans_norm.weight': torch.ones(embed), 'trans_norm.bias': torch.zeros(embed),
-        'trans_cls_head.weight': torch.randn(1000, embed),
-        'trans_cls_head.bias': torch.zeros(1000),
-        'conv_cls_head.weight': torch.randn(1000, conv), 'conv_cls_head.bias': torch.zeros(1000)
-    }
-
-
-def to_upstream(state_dict: Dict[str, torch.Tensor], arch: str) -> Dict[str, torch.Tensor]:
-    """Our weights as an authors' classification checkpoint (plain state dict with heads)."""
-    out = {}
-    for key, value in state_dict.items():
-        if key.startswith('trans_1.') or '.trans_block.' in key:
-            for ours, theirs in UPSTREAM_NAMES.items():
-                key = key.replace(ours, theirs)
-        out[key] = value
-    out.update(heads(arch))
-    return out
-
-
-def load_into(path, arch: str = 'tiny', patch_size: int = 16) -> Conformer:
-    """A model initialised from the checkpoint at ``path``, in eval mode."""
-    model = Conformer(arch=arch, patch_size=patch_size,
-                      init_cfg=dict(type='Pretrained', checkpoint=str(path)))
-    model.init_weights()
-    return model.eval()
-
-
-def features(model: nn.Module, x: torch.Tensor):
-    with torch.no_grad():
-        return model(x)
-
-
 def assert_same(outs_a, outs_b) -> None:
     assert len(outs_a) == len(outs_b)
     for a, b in zip(outs_a, outs_b):
@@ -157,8 +87,8 @@ def test_checkpoint_formats_load_identically(tmp_path):
     }
     for name, checkpoint in files.items():
         torch.save(checkpoint, tmp_path / f'{name}.pth')
-    load_converter().main([str(tmp_path / 'upstream.pth'), str(tmp_path / 'converted.pth')])
-    converted = torch.load(tmp_path / 'converted.pth')
+    converted = conformer_to_mm(torch.load(tmp_path / 'upstream.pth'))
+    torch.save(converted, tmp_path / 'converted.pth')
     assert converted['meta']['arch'] == 'tiny' and converted['meta']['patch_size'] == 16
     assert set(converted['state_dict']) == {f'backbone.{k}' for k in ours}
 
@@ -176,8 +106,8 @@ def test_wrong_checkpoint_raises_with_key_report(tmp_path):
                tmp_path / 'resnet.pth')
     with pytest.raises(RuntimeError, match=r'missing keys: cls_token.*\n.*unexpected keys: layer1'):
         load_into(tmp_path / 'resnet.pth')
-    with pytest.raises(SystemExit, match='does not look like a Conformer'):
-        load_converter().main([str(tmp_path / 'resnet.pth'), str(tmp_path / 'out.pth')])
+    with pytest.raises(ValueError, match='does not look like a Conformer'):
+        conformer_to_mm(torch.load(tmp_path / 'resnet.pth'))
     with pytest.raises(FileNotFoundError):
         load_into(tmp_path / 'nope.pth')
 

@@ -6,27 +6,13 @@ from mmengine.registry import init_default_scope
 
 from glmix_mm.models import GLNet
 
+from fakes import random_upstream_checkpoint
+
 # Published parameter counts (millions) of the ImageNet models, with the 1000-class head.
 PUBLISHED_PARAMS = {'stl': 30.3, 'stl-paramslot': 30.5, '4g': 27.0, '9g': 60.0, '16g': 106.1}
 ARCHS = list(PUBLISHED_PARAMS)
 
 
-def random_upstream_checkpoint(arch: str, seed: int = 0) -> dict:
-    """An ImageNet checkpoint in the released layout: backbone, pre-head BN and head weights."""
-    torch.manual_seed(seed)
-    model = GLNet(arch, out_norm=None)
-    dims = model.arch_settings['embed_dims'][-1]
-    # Contiguous, as the authors' (NCHW) model saves them; ours stores kernels channels-last.
-    state_dict = {k: torch.randn(v.shape) * 0.1 if v.is_floating_point() else v.contiguous()
-                  for k, v in model.state_dict().items()}
-    for k in state_dict:
-        if k.endswith('running_var'):
-            state_dict[k] = torch.rand_like(state_dict[k]) + 0.5
-    state_dict.update({
-        'norm.weight': torch.ones(dims), 'norm.bias': torch.zeros(dims),
-        'norm.running_mean': torch.zeros(dims), 'norm.running_var': torch.ones(dims),
-        'head.weight': torch.randn(1000, dims), 'head.bias': torch.zeros(1000)})
-    return {'model': state_dict, 'epoch': 299}
 
 
 @pytest.mark.parametrize('arch', ARCHS)
