@@ -16,7 +16,7 @@ import torch.distributed as dist
 from mmengine.config import Config
 from torch.nn.parallel import DistributedDataParallel
 
-from glmix_mm.utils.runner_helpers import distributed_session
+from glmix_mm.runner import distributed_session
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
