@@ -43,6 +43,7 @@ def test_demo_data_is_exact_and_deterministic(demo_data, tmp_path):
             assert (semantic[m > 0] == a['category_id']).all()
 
 
+@pytest.mark.slow
 def test_train_then_test_gives_coco_metrics(demo_options, tmp_path):
     """Both with --amp (float16 on a GPU, bfloat16 backbone and neck on the CPU); the float32
     path runs in test_interrupt.py, test_strict_loading.py and test_resume_and_dist.py."""
