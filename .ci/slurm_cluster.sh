@@ -59,6 +59,11 @@ NodeName=$host CPUs=$cpus State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES
 CONF
     export SLURM_CONF=$DIR/slurm.conf
+    if pgrep -x slurmctld >/dev/null && ! { [ -f "$DIR/slurmctld.pid" ] && \
+            [ "$(pgrep -x slurmctld)" = "$(cat "$DIR/slurmctld.pid")" ]; }; then
+        echo "slurm_cluster.sh: a slurmctld of another cluster runs; stop it first" >&2
+        exit 1
+    fi
     [ -f "$DIR/slurmctld.pid" ] && kill -0 "$(cat "$DIR/slurmctld.pid")" 2>/dev/null || \
         slurmctld -f "$SLURM_CONF"
     [ -f "$DIR/slurmd.pid" ] && kill -0 "$(cat "$DIR/slurmd.pid")" 2>/dev/null || \
