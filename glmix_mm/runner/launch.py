@@ -118,8 +118,9 @@ def end_distributed() -> None:
 
 @contextmanager
 def distributed_session(cfg: Config) -> Iterator[None]:
-    """Where a tool builds and runs its runner: a distributed launch starts (gloo on the CPU,
-    check and CPU set-up: :func:`setup_distributed`) and always ends cleanly (:func:`end_distributed`).
+    """Where a tool builds and runs its runner: a distributed launch starts (its environment
+    checked, gloo on the CPU: :func:`setup_distributed`) and always ends cleanly
+    (:func:`end_distributed`).
 
     Build and run the runner in a function called inside the block, so that no reference to
     it outlives the block. If the block raises, the finished frames of the traceback let go of

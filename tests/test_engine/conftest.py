@@ -1,19 +1,14 @@
 """``make_runner``: a tiny MMEngine Runner (three linear layers named like a detector's parts, 8
 samples) to test the glmix_mm hooks in-process, in about a second per run."""
 import itertools
-import os.path as osp
-import sys
 
 import pytest
 import torch
 from mmengine.runner import Runner
+from toy_runner import ToyModel, toy_data  # this folder, which pytest puts on sys.path
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-from toy_runner import ToyModel, toy_data  # noqa: E402
-
-import glmix_mm  # noqa: E402,F401  (registers the hooks)
-from glmix_mm.runner import use_safe_checkpoint_hook  # noqa: E402
+import glmix_mm  # noqa: F401  (registers the hooks)
+from glmix_mm.runner import use_safe_checkpoint_hook
 
 _names = itertools.count()
 
