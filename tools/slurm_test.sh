@@ -9,27 +9,10 @@ PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
 CHECKPOINT=$4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-$(( GPUS < 8 ? GPUS : 8 ))}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
 
 TOOLS=$(cd "$(dirname "$0")" && pwd)
 [ -f "$TOOLS/test.py" ] || TOOLS=${SLURM_SUBMIT_DIR:-$PWD}/tools
-export PYTHONPATH="$TOOLS/..${PYTHONPATH:+:$PYTHONPATH}"
+source "$TOOLS/slurm_common.sh"
 
-if [ -n "${SLURM_JOB_ID:-}" ]; then
-    PLACE=()
-    PARTITION=${SLURM_JOB_PARTITION:-$PARTITION}
-else
-    PLACE=(-p "$PARTITION" --job-name="$JOB_NAME")
-fi
-GRES=()
-if sinfo -h -p "$PARTITION" -o %G 2>/dev/null | grep -q gpu; then
-    GRES=(--gres=gpu:"$GPUS_PER_NODE")
-fi
-
-# shellcheck disable=SC2086
-exec srun "${PLACE[@]}" "${GRES[@]}" --ntasks="$GPUS" --ntasks-per-node="$GPUS_PER_NODE" \
-    --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 ${SRUN_ARGS} \
-    python -u "$TOOLS/test.py" "$CONFIG" "$CHECKPOINT" --launcher=slurm "${@:5}"
+exec srun "${SRUN_OPTIONS[@]}" python -u "$TOOLS/test.py" "$CONFIG" "$CHECKPOINT" \
+    --launcher=slurm "${@:5}"

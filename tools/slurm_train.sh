@@ -12,40 +12,22 @@ PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
 WORK_DIR=$4
-GPUS=${GPUS:-8}
-GPUS_PER_NODE=${GPUS_PER_NODE:-$(( GPUS < 8 ? GPUS : 8 ))}
-CPUS_PER_TASK=${CPUS_PER_TASK:-5}
-SRUN_ARGS=${SRUN_ARGS:-""}
 PY_ARGS=("${@:5}")
 
 # sbatch runs a copy of this script: find tools/ from the submission folder then.
 TOOLS=$(cd "$(dirname "$0")" && pwd)
 [ -f "$TOOLS/train.py" ] || TOOLS=${SLURM_SUBMIT_DIR:-$PWD}/tools
-export PYTHONPATH="$TOOLS/..${PYTHONPATH:+:$PYTHONPATH}"
-
-if [ -n "${SLURM_JOB_ID:-}" ]; then  # inside an allocation: run there, as a job step
-    PLACE=()
-    PARTITION=${SLURM_JOB_PARTITION:-$PARTITION}
-else
-    PLACE=(-p "$PARTITION" --job-name="$JOB_NAME")
-fi
-GRES=()
-if sinfo -h -p "$PARTITION" -o %G 2>/dev/null | grep -q gpu; then
-    GRES=(--gres=gpu:"$GPUS_PER_NODE")
-fi
+source "$TOOLS/slurm_common.sh"
 if [ "${SLURM_RESTART_COUNT:-0}" -gt 0 ]; then  # a requeued job continues its run
     PY_ARGS+=(--resume)
 fi
 
-# shellcheck disable=SC2086
-srun "${PLACE[@]}" "${GRES[@]}" --ntasks="$GPUS" --ntasks-per-node="$GPUS_PER_NODE" \
-    --cpus-per-task="$CPUS_PER_TASK" --kill-on-bad-exit=1 ${SRUN_ARGS} \
-    python -u "$TOOLS/train.py" "$CONFIG" --work-dir="$WORK_DIR" --launcher=slurm \
-    "${PY_ARGS[@]}" &
+srun "${SRUN_OPTIONS[@]}" python -u "$TOOLS/train.py" "$CONFIG" --work-dir="$WORK_DIR" \
+    --launcher=slurm "${PY_ARGS[@]}" &
 STEP=$!
 # Slurm's warning (sbatch --signal=B:USR1@SECONDS) reaches this shell only: pass it on.
 trap 'kill -USR1 "$STEP" 2>/dev/null' USR1
-# SIGTERM (preemption, scancel) reaches the tasks from Slurm itself: just wait for them.
+# A SIGTERM for the tasks reaches them from Slurm itself: only wait for them.
 trap ':' TERM
 while true; do
     wait "$STEP"

@@ -18,9 +18,12 @@ class LaunchError(ConfigError):
     """The launcher's environment is incomplete (e.g. ``--launcher slurm`` outside ``srun``)."""
 
 
-# What each launcher must find in the environment, and where it comes from.
-SLURM_VARIABLES = ('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST')
-TORCHRUN_VARIABLES = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
+# What each launcher must find in the environment, what sets it, and how to start instead.
+LAUNCH_VARIABLES = dict(
+    slurm=(('SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_NODELIST'), 'srun',
+           'start it with srun (tools/slurm_train.sh does), or use --launcher none / pytorch'),
+    pytorch=(('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT'), 'torchrun',
+             'start it with tools/dist_train.sh (torchrun), or use --launcher none'))
 
 
 def slurm_master_addr(node_list: str) -> str:
@@ -45,18 +48,13 @@ def check_launch_environment(launcher: str) -> None:
             ``SLURM_NODELIST`` (not started by ``srun``), or ``--launcher pytorch`` without
             torchrun's variables.
     """
-    if launcher == 'slurm':
-        missing = [v for v in SLURM_VARIABLES if v not in os.environ]
-        if missing:
-            raise LaunchError(
-                f'--launcher slurm needs {", ".join(missing)}, which srun sets: start it with '
-                'srun (tools/slurm_train.sh does), or use --launcher none / pytorch.')
-    elif launcher == 'pytorch':
-        missing = [v for v in TORCHRUN_VARIABLES if v not in os.environ]
-        if missing:
-            raise LaunchError(
-                f'--launcher pytorch needs {", ".join(missing)}, which torchrun sets: start it '
-                'with tools/dist_train.sh (torchrun), or use --launcher none.')
+    if launcher not in LAUNCH_VARIABLES:
+        return
+    variables, starter, fix = LAUNCH_VARIABLES[launcher]
+    missing = [v for v in variables if v not in os.environ]
+    if missing:
+        raise LaunchError(f'--launcher {launcher} needs {", ".join(missing)}, which {starter} '
+                          f'sets: {fix}.')
 
 
 def slurm_to_torchrun_variables() -> None:

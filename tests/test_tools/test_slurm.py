@@ -66,8 +66,8 @@ def test_preempted_job_requeues_and_ends_with_the_uninterrupted_weights(
         slurm, demo_options, tmp_path):
     options = demo_options + [
         'train_dataloader.batch_size=1', 'train_cfg.max_epochs=2', 'train_cfg.val_interval=10',
-        'model.backbone.drop_path_rate=0.1'  # the random stream matters
-    ]
+        'default_hooks.logger.interval=1', 'model.backbone.drop_path_rate=0.1'  # random stream
+    ]  # 8 images, 2 processes: 4 iterations an epoch
     straight = str(tmp_path / 'straight')
     reference = subprocess.run(
         ['bash', 'tools/dist_train.sh', DEMO, '2', '--work-dir', straight, '--cfg-options',
@@ -83,7 +83,9 @@ def test_preempted_job_requeues_and_ends_with_the_uninterrupted_weights(
         env=dict(slurm, GPUS='2', GPUS_PER_NODE='2', CPUS_PER_TASK='1', MASTER_PORT='29582'))
     assert submitted.returncode == 0, submitted.stderr
     job = submitted.stdout.strip().split(';')[0]
-    wait_until(lambda: osp.exists(osp.join(work, 'epoch_1.pth')), 900, 'the first epoch')
+    # The signal comes after the first iteration of epoch 2 is logged: in the middle of it.
+    wait_until(lambda: osp.exists(log) and 'Epoch(train) [2][1/4]' in open(log).read(), 900,
+               'the first iteration of epoch 2')
     subprocess.run(['scancel', '--signal=USR1', '--batch', job], env=slurm, timeout=60,
                    check=True)
     wait_until(lambda: job_state(job, slurm).get('Restarts', '0') != '0', 600, 'the requeue')
