@@ -1,5 +1,6 @@
 """tools/train.py and tools/test.py end to end on a tiny generated dataset (real Mask R-CNN,
-real CocoMetric), and the missing-dataset message."""
+real CocoMetric); the missing-dataset, missing-weights, launcher and argument mistakes answered in
+one line."""
 import hashlib
 import json
 import os
