@@ -10,6 +10,7 @@ import os
 import os.path as osp
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -44,6 +45,12 @@ def slurm(tmp_path_factory):
     subprocess.run(['bash', CLUSTER, 'stop', folder], timeout=60)
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
 def job_state(job: str, env: dict) -> dict:
     """``JobState`` and ``Restarts`` of a job, from ``scontrol show job``."""
     out = subprocess.run(['scontrol', 'show', 'job', job], capture_output=True, text=True,
@@ -72,7 +79,7 @@ def test_preempted_job_requeues_and_ends_with_the_uninterrupted_weights(
     reference = subprocess.run(
         ['bash', 'tools/dist_train.sh', DEMO, '2', '--work-dir', straight, '--cfg-options',
          *options], cwd=ROOT, capture_output=True, text=True, timeout=900,
-        env=dict(slurm, PORT='29581'))
+        env=dict(slurm, PORT=str(free_port())))
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     work, log = str(tmp_path / 'slurm'), str(tmp_path / 'job.log')
@@ -80,7 +87,8 @@ def test_preempted_job_requeues_and_ends_with_the_uninterrupted_weights(
         ['sbatch', '--parsable', '--requeue', '--ntasks=2', '--cpus-per-task=1', f'--output={log}',
          '--open-mode=append', 'tools/slurm_train.sh', 'debug', 'glmix', DEMO, work,
          '--cfg-options', *options], cwd=ROOT, capture_output=True, text=True, timeout=60,
-        env=dict(slurm, GPUS='2', GPUS_PER_NODE='2', CPUS_PER_TASK='1', MASTER_PORT='29582'))
+        env=dict(slurm, GPUS='2', GPUS_PER_NODE='2', CPUS_PER_TASK='1',
+                 MASTER_PORT=str(free_port())))
     assert submitted.returncode == 0, submitted.stderr
     job = submitted.stdout.strip().split(';')[0]
     # The signal comes after the first iteration of epoch 2 is logged: in the middle of it.
@@ -111,7 +119,7 @@ def test_two_task_job_gradients_equal_one_process_on_the_whole_batch(slurm):
     result = subprocess.run(
         ['srun', '--ntasks=2', '--cpus-per-task=1', sys.executable,
          'tests/test_tools/ddp_gradients.py'], cwd=ROOT, capture_output=True, text=True,
-        timeout=600, env=dict(slurm, MASTER_PORT='29583'))
+        timeout=600, env=dict(slurm, MASTER_PORT=str(free_port())))
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report['world_size'] == 2 and report['params'] > 200
