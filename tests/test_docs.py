@@ -24,7 +24,7 @@ import pytest
 from mmengine.config import Config
 from test_configs import backbone_out_channels, decoder_in_channels
 
-from glmix_mm.utils.runner_helpers import build_model_from_cfg
+from glmix_mm.runner import build_model_from_cfg
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PAGES = ['README.md'] + sorted(

@@ -6,6 +6,7 @@ Examples::
     python tools/test.py configs/maskrcnn_glnet_4g_coco.py work_dirs/.../epoch_12.pth
     python tools/test.py CONFIG CHECKPOINT --show-dir vis    # also save drawn predictions
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
+    bash tools/slurm_test.sh PARTITION JOB CONFIG CHECKPOINT   # Slurm (docs/clusters.md)
 
 A checkpoint that does not fit the config's model (another arch, another model family, a
 backbone-only file, another number of classes) is refused with the key report; --allow-partial
@@ -16,17 +17,17 @@ import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.dist import get_rank
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import glmix_mm  # noqa: E402,F401  (registers the models; loads checkpoints with torch>=2.6)
-from glmix_mm.checkpoint.unpickling import CheckpointLoadError  # noqa: E402
-from glmix_mm.engine import CheckpointMismatchError  # noqa: E402
-from glmix_mm.utils import (ConfigError, DatasetNotFoundError, apply_common_args,  # noqa: E402
-                            build_runner, check_datasets, distributed_session, enable_show_dir,
-                            read_config, unknown_types_refused)
-from glmix_mm.utils.runner_helpers import add_safety_hooks, enable_amp  # noqa: E402
+import glmix_mm  # noqa: F401  (registers the models and hooks; loads checkpoints safely)
+from glmix_mm.checkpoint import CheckpointLoadError
+from glmix_mm.engine import CheckpointMismatchError
+from glmix_mm.runner import (DatasetNotFoundError, add_safety_hooks, apply_common_args,
+                             build_runner, check_datasets, distributed_session, enable_amp,
+                             enable_show_dir)
+from glmix_mm.utils import (ConfigError, ConfigOptionsAction, read_config,
+                            unknown_types_refused)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -40,7 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--allow-partial', action='store_true',
                         help='load the keys of a checkpoint that fit the model and warn about '
                         'the rest, instead of refusing it')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptionsAction,
                         help='override config entries')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher (dist_test.sh sets pytorch)')

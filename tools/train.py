@@ -7,29 +7,31 @@ Examples::
     python tools/train.py configs/demo/maskrcnn_glnet_4g_demo.py --work-dir work_dirs/demo
     python tools/train.py CONFIG --resume              # continue from the last checkpoint
     bash tools/dist_train.sh CONFIG 8                  # 8 processes (torchrun, PyTorch DDP)
+    bash tools/slurm_train.sh PARTITION JOB CONFIG WORK_DIR   # Slurm (docs/clusters.md)
 
-Ctrl-C or SIGTERM stops at the next iteration boundary and leaves a run that ``--resume``
-continues (exit code 128 + the signal number); see docs/reliability.md.
+Ctrl-C, SIGTERM or SIGUSR1 stops at the next iteration boundary, saves that iteration and
+leaves a run that ``--resume`` continues (exit code 128 + the signal number); see
+docs/reliability.md.
 """
 import argparse
 import os
-import os.path as osp
 import signal
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import glmix_mm  # noqa: E402,F401  (registers the models; loads checkpoints with torch>=2.6)
-from glmix_mm.checkpoint.unpickling import CheckpointLoadError  # noqa: E402
-from glmix_mm.engine import (CheckpointMismatchError, ResumableTrainingHook,  # noqa: E402
-                             ResumeError, TrainingInterrupted, latest_checkpoint)
-from glmix_mm.utils import (ConfigError, DatasetNotFoundError, apply_common_args,  # noqa: E402
-                            build_runner, check_datasets, distributed_session, read_config,
+import glmix_mm  # noqa: F401  (registers the models and hooks; loads checkpoints safely)
+from glmix_mm.checkpoint import CheckpointLoadError
+from glmix_mm.engine import (CheckpointMismatchError, ResumableTrainingHook, ResumeError,
+                             TrainingInterrupted, latest_checkpoint)
+from glmix_mm.runner import (DatasetNotFoundError, PretrainedNotFoundError, add_safety_hooks,
+                             apply_common_args, build_runner, check_datasets,
+                             check_pretrained_weights, distributed_session, enable_amp,
+                             use_resumable_loop)
+from glmix_mm.utils import (ConfigError, ConfigOptionsAction, read_config,
                             unknown_types_refused)
-from glmix_mm.utils.runner_helpers import add_safety_hooks, enable_amp  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -43,7 +45,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='resume from this checkpoint, or (no value) from the latest one in the work dir')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate to the actual batch size')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptionsAction,
                         help='override config entries, e.g. train_cfg.max_epochs=1')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher (dist_train.sh sets pytorch)')
@@ -59,6 +61,7 @@ def build_config(args: argparse.Namespace) -> Config:
     if args.amp:
         enable_amp(cfg, training=True)
     add_safety_hooks(cfg)
+    use_resumable_loop(cfg)
     if args.auto_scale_lr:
         cfg.auto_scale_lr = dict(cfg.get('auto_scale_lr') or {}, enable=True)
     if args.resume == 'auto':
@@ -73,9 +76,11 @@ def main(argv=None) -> int:
     try:
         cfg = build_config(args)
         check_datasets(cfg, ('train_dataloader', 'val_dataloader'))
+        if not cfg.get('resume'):  # a resumed run loads its weights from the checkpoint
+            check_pretrained_weights(cfg)
         with distributed_session(cfg):  # ends a distributed run cleanly (no abort at exit)
             return run_training(cfg)
-    except (ConfigError, DatasetNotFoundError) as e:
+    except (ConfigError, DatasetNotFoundError, PretrainedNotFoundError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 2
 

@@ -5,6 +5,9 @@
 # is our frozen_stages=0, see the Conformer docstring).
 _base_ = ['mmdet::_base_/schedules/schedule_1x.py', './glnet_common.py']
 
+# mmdet's epoch loop, resuming inside an epoch after an interruption (docs/clusters.md).
+train_cfg = dict(type='ResumableEpochBasedTrainLoop')
+
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

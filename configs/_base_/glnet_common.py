@@ -1,4 +1,5 @@
-# What every glmix_mm config shares: the plugin import, random states saved in checkpoints (so
+# What every glmix_mm config shares (tools/train.py also makes the checkpoint hook a
+# SafeCheckpointHook and an epoch-based run resumable inside an epoch): the plugin import, random states saved in checkpoints (so
 # that --resume continues the same random stream), checkpoints checked against the model when
 # loaded (CheckpointFitHook: a file that does not fit is refused, a fine-tuning load_from skips
 # only the class-dependent head layers), training that Ctrl-C / SIGTERM stops cleanly with

@@ -7,6 +7,9 @@
 # mode (norm_eval), one LayerNorm per output map.
 _base_ = ['mmdet::_base_/schedules/schedule_1x.py', './glnet_common.py']
 
+# mmdet's epoch loop, resuming inside an epoch after an interruption (docs/clusters.md).
+train_cfg = dict(type='ResumableEpochBasedTrainLoop')
+
 optim_wrapper = dict(
     _delete_=True,
     type='OptimWrapper',

@@ -1,12 +1,15 @@
+from .cli import ConfigOptionsAction, at_least
 from .config_checks import ConfigError, read_config, unknown_types_refused
 from .model_checks import check_neck_channels
-from .runner_helpers import (BadDatasetError, DatasetNotFoundError, apply_common_args,
-                             build_model_from_cfg, build_runner, check_datasets,
-                             distributed_session, enable_show_dir, setup_cpu_distributed)
 
-__all__ = [
-    'BadDatasetError', 'ConfigError', 'DatasetNotFoundError', 'apply_common_args',
-    'build_model_from_cfg', 'build_runner', 'check_datasets', 'check_neck_channels',
-    'distributed_session', 'enable_show_dir', 'read_config', 'setup_cpu_distributed',
-    'unknown_types_refused'
-]
+__all__ = ['ConfigError', 'ConfigOptionsAction', 'at_least', 'build_model_from_cfg',
+           'check_neck_channels', 'read_config', 'unknown_types_refused']
+
+
+def __getattr__(name: str):
+    # The analysis and deployment tools import build_model_from_cfg from here; it lives in
+    # glmix_mm.runner, which imports this package (imported lazily to avoid the cycle).
+    if name == 'build_model_from_cfg':
+        from glmix_mm.runner import build_model_from_cfg
+        return build_model_from_cfg
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

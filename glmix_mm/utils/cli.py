@@ -2,6 +2,8 @@
 import argparse
 from typing import Callable
 
+from mmengine.config import DictAction
+
 
 def at_least(minimum: int) -> Callable[[str], int]:
     """An argparse type: an int not below ``minimum`` (a usage error names the value)."""
@@ -16,3 +18,19 @@ def at_least(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+class ConfigOptionsAction(DictAction):
+    """MMEngine's ``DictAction`` for ``--cfg-options KEY=VALUE ...`` whose mistakes (no ``=``,
+    an empty key, unbalanced brackets) end in argparse's one-line usage error."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        for item in values:
+            key, equals, _ = item.partition('=')
+            if not equals or not key.strip():
+                parser.error(f'{option_string}: expected KEY=VALUE, got {item!r} (e.g. '
+                             'train_cfg.max_epochs=1)')
+        try:
+            super().__call__(parser, namespace, values, option_string)
+        except (AssertionError, ValueError) as error:
+            parser.error(f'{option_string}: cannot read {" ".join(values)!r}: {error}')

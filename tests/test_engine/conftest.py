@@ -1,54 +1,15 @@
 """``make_runner``: a tiny MMEngine Runner (three linear layers named like a detector's parts, 8
 samples) to test the glmix_mm hooks in-process, in about a second per run."""
-import itertools
-import os.path as osp
-import sys
-
 import pytest
-import torch
-from mmengine.runner import Runner
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-from toy_runner import ToyModel, toy_data  # noqa: E402
-
-import glmix_mm  # noqa: E402,F401  (registers the hooks)
-
-_names = itertools.count()
+from toy_runner import toy_runner  # this folder, which pytest puts on sys.path
 
 
 @pytest.fixture
 def make_runner(tmp_path):
-    """``make_runner(by_epoch=True, length=3, interval=1, max_keep=1, hooks=(), model=None,
-    work_dir=None, **runner_kwargs)``: a fresh Runner on the toy data (batches of 2: 4
-    iterations per epoch), in ``tmp_path/work`` unless ``work_dir`` is given."""
+    """``make_runner(**kwargs)``: :func:`toy_runner.toy_runner` in ``tmp_path/work`` unless
+    ``work_dir`` is given."""
 
-    def make(by_epoch=True, length=3, interval=1, max_keep=1, hooks=(), model=None, work_dir=None,
-             **kwargs):
-        torch.manual_seed(0)  # the same initial weights in every run
-        train_cfg = dict(by_epoch=True, max_epochs=length) if by_epoch else dict(
-            type='IterBasedTrainLoop', max_iters=length)
-        return Runner(
-            model=model or ToyModel(),
-            work_dir=work_dir or str(tmp_path / 'work'),
-            experiment_name=f'toy_{next(_names)}',
-            train_dataloader=dict(
-                dataset=toy_data(),
-                sampler=dict(type='DefaultSampler', shuffle=False),
-                batch_size=2,
-                num_workers=0,
-                collate_fn=dict(type='pseudo_collate')),
-            optim_wrapper=kwargs.pop(
-                'optim_wrapper', dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9))),
-            train_cfg=train_cfg,
-            default_hooks=dict(
-                logger=dict(type='LoggerHook', interval=100),
-                checkpoint=dict(type='CheckpointHook', interval=interval, by_epoch=by_epoch,
-                                max_keep_ckpts=max_keep)),
-            custom_hooks=[dict(type='ResumableTrainingHook'), dict(type='CheckpointFitHook'),
-                          *hooks],
-            randomness=dict(seed=0),
-            default_scope='mmengine',
-            **kwargs)
+    def make(work_dir=None, **kwargs):
+        return toy_runner(work_dir or str(tmp_path / 'work'), **kwargs)
 
     return make

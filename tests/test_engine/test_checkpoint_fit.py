@@ -93,7 +93,7 @@ def test_runner_refuses_a_resume_or_test_checkpoint_of_another_model(make_runner
 def test_tools_give_every_config_the_safety_hooks_once(config):
     from mmengine.config import Config
 
-    from glmix_mm.utils.runner_helpers import add_safety_hooks
+    from glmix_mm.runner import add_safety_hooks
     cfg = Config.fromfile(osp.join(osp.dirname(__file__), '..', '..', config))
     add_safety_hooks(cfg, allow_partial=True)
     types = [h['type'] for h in cfg.custom_hooks]

@@ -1,4 +1,4 @@
-"""ResumableTrainingHook: real SIGINT / SIGTERM sent to this process during a real (tiny)
+"""ResumableTrainingHook: real SIGINT / SIGTERM / SIGUSR1 sent to this process during a real (tiny)
 MMEngine training run stop it at an iteration boundary, and --resume ends with the weights of
 the uninterrupted run."""
 import os
@@ -8,6 +8,8 @@ import signal
 import pytest
 import torch
 from mmengine.hooks import Hook
+
+from toy_runner import DropoutToy
 
 from glmix_mm.engine import ResumableTrainingHook, TrainingInterrupted
 
@@ -88,3 +90,55 @@ def test_second_signal_stops_at_once_and_the_first_is_ignored_in_workers(make_ru
     hook._pid = os.getpid() + 1  # as in a forked data-loader worker
     hook._on_signal(signal.SIGTERM, None)
     assert hook.interrupt_requested() == 0
+
+
+@pytest.mark.parametrize('at', [5, 6])
+def test_mid_epoch_signal_saves_that_iteration_and_resumes_exactly(make_runner, tmp_path, at):
+    def make(hooks=(), **kwargs):
+        return make_runner(length=3, model=DropoutToy, loop='ResumableEpochBasedTrainLoop',
+                           sampler='ResumableSampler', shuffle=True,
+                           hooks=[dict(type='RNGStateHook'), *hooks], **kwargs)
+
+    straight = make(work_dir=str(tmp_path / 's'))
+    straight.train()
+
+    runner = make(hooks=[SignalAt(at, (signal.SIGUSR1, ))])
+    with pytest.raises(TrainingInterrupted) as stop:
+        runner.train()
+    done = at + 1 - 4  # iterations of epoch 2 trained (4 an epoch)
+    assert files(runner) == ['epoch_1.pth', f'epoch_2_iter_{done}.pth']
+    assert stop.value.checkpoint == osp.join(runner.work_dir, f'epoch_2_iter_{done}.pth')
+
+    resumed = make(resume=True)
+    resumed.train()
+    assert resumed.epoch == 3 and resumed.iter == 12
+    assert_same(final_weights(straight), final_weights(resumed))
+    assert files(resumed) == ['epoch_3.pth']  # the interruption's checkpoint was replaced
+
+
+def test_resumable_sampler_leaves_out_what_a_bucketing_batch_sampler_emitted():
+    """As mmdet's AspectRatioBatchSampler: batches form per bucket, so the samples trained on
+    are not a prefix of the order; the rest comes out in the uninterrupted order."""
+    from glmix_mm.engine import ResumableSampler
+
+    def buckets(sampler, size=2):
+        pending = {0: [], 1: []}
+        for index in sampler:
+            bucket = pending[index % 3 == 0]
+            bucket.append(index)
+            if len(bucket) == size:
+                yield bucket[:]
+                del bucket[:]
+        left = pending[0] + pending[1]
+        while left:
+            yield left[:size]
+            left = left[size:]
+
+    sampler = ResumableSampler(list(range(11)), shuffle=True, seed=3)
+    sampler.set_epoch(2)
+    batches = list(buckets(sampler))
+    for done in range(len(batches) + 1):
+        sampler.skip([i for batch in batches[:done] for i in batch])
+        assert list(buckets(sampler)) == batches[done:]
+        assert len(sampler) == 11
+    assert list(buckets(sampler)) == batches  # skipping lasts one pass

@@ -8,7 +8,7 @@ import torch
 from mmengine.fileio import LocalBackend
 
 from glmix_mm.engine import ResumeError, SafeCheckpointHook, is_complete_checkpoint
-from glmix_mm.engine.safe_checkpoint import newest_complete_checkpoint
+from glmix_mm.engine.resume import newest_complete_checkpoint
 
 
 def save_truncated(path: str, like: str) -> None:

@@ -8,6 +8,11 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'slow: a subprocess test of minutes (training runs); -m "not slow" skips it')
+
+
 @pytest.fixture(scope='session')
 def demo_data(tmp_path_factory):
     """8 training and 4 validation images of 64x64 pixels."""

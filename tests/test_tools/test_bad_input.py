@@ -19,7 +19,7 @@ from mmengine.config import Config
 from PIL import Image
 
 import glmix_mm  # noqa: F401
-from glmix_mm.utils.runner_helpers import BadDatasetError, DatasetNotFoundError, check_datasets
+from glmix_mm.runner import BadDatasetError, DatasetNotFoundError, check_datasets
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')

@@ -17,11 +17,14 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
 
 
+@pytest.mark.slow
 def test_demo_detector_trains_with_mmengine_compile(demo_options, tmp_path):
     work = str(tmp_path / 'work')
     options = demo_options + [

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
 
@@ -32,6 +34,7 @@ def checkpoints(work: str) -> list:
     return sorted(f for f in os.listdir(work) if '.pth' in f)
 
 
+@pytest.mark.slow
 def test_sigterm_then_resume_with_a_dangling_last_checkpoint(demo_options, tmp_path):
     work, log = str(tmp_path / 'work'), str(tmp_path / 'train.log')
     options = demo_options + ['train_cfg.max_epochs=3', 'train_cfg.val_interval=10']
@@ -63,6 +66,7 @@ def test_sigterm_then_resume_with_a_dangling_last_checkpoint(demo_options, tmp_p
     assert open(osp.join(work, 'last_checkpoint')).read() == osp.join(work, 'epoch_3.pth')
 
 
+@pytest.mark.slow
 def test_ctrl_c_to_the_process_group_with_a_loader_worker(demo_options, tmp_path):
     work, log = str(tmp_path / 'work'), str(tmp_path / 'train.log')
     options = demo_options + [

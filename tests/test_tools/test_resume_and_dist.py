@@ -16,7 +16,7 @@ import torch.distributed as dist
 from mmengine.config import Config
 from torch.nn.parallel import DistributedDataParallel
 
-from glmix_mm.utils.runner_helpers import distributed_session
+from glmix_mm.runner import distributed_session
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
@@ -31,6 +31,7 @@ def weights(path: str) -> dict:
     return torch.load(path, map_location='cpu', weights_only=False)['state_dict']
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_ends_with_the_same_weights(demo_options, tmp_path):
     options = demo_options + [
         'train_cfg.max_epochs=3', 'train_cfg.val_interval=10',
@@ -62,6 +63,7 @@ def test_resume_after_sigkill_ends_with_the_same_weights(demo_options, tmp_path)
     assert not different, f'{len(different)} tensors differ, e.g. {different[:3]}'
 
 
+@pytest.mark.slow
 def test_dist_train_runs_two_processes_on_cpu(demo_options, tmp_path):
     work = str(tmp_path / 'dist')
     env = dict(os.environ, PORT='29577')
@@ -89,6 +91,50 @@ def test_ddp_gradients_equal_one_process_on_the_whole_batch():
     # Channels-last kernels get gradients of their own layout: no copy through DDP's buckets.
     assert report['grad_strides_differ'] == [], report
     assert 'Grad strides do not match' not in result.stderr
+
+
+@pytest.mark.slow
+def test_two_nodes_on_one_machine_give_the_gradients_of_one_process():
+    """torchrun --nnodes 2, node ranks 0 and 1 over 127.0.0.1, one process each."""
+    script, port = osp.join(ROOT, 'tests/test_tools/ddp_gradients.py'), free_port()
+    nodes = [subprocess.Popen(
+        [sys.executable, '-m', 'torch.distributed.run', '--nnodes=2', f'--node_rank={rank}',
+         '--nproc_per_node=1', '--master_addr=127.0.0.1', f'--master_port={port}', script],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    outputs = []
+    try:
+        for node in nodes:
+            outputs.append(node.communicate(timeout=600))
+    finally:
+        for node in nodes:
+            node.kill()
+    assert [n.returncode for n in nodes] == [0, 0], outputs[0][1][-3000:]
+    report = json.loads(outputs[0][0].strip().splitlines()[-1])
+    assert report['world_size'] == 2 and report['params'] > 200
+    assert report['max_rel_error'] < 1e-4, report
+
+
+@pytest.mark.slow
+def test_dist_train_runs_the_demo_detector_as_two_nodes(demo_options, tmp_path):
+    """tools/dist_train.sh with NNODES=2 and NODE_RANK 0 / 1 (one process each), as on two
+    machines."""
+    work = str(tmp_path / 'nodes')
+    env = dict(os.environ, NNODES='2', PORT=str(free_port()), MASTER_ADDR='127.0.0.1')
+    nodes = [subprocess.Popen(
+        ['bash', 'tools/dist_train.sh', DEMO, '1', '--work-dir', work, '--cfg-options',
+         *demo_options, 'train_cfg.max_epochs=1', 'train_cfg.val_interval=10'],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=dict(env, NODE_RANK=str(rank))) for rank in (0, 1)]
+    logs = []
+    try:
+        for node in nodes:
+            logs.append(node.communicate(timeout=900)[0])
+    finally:
+        for node in nodes:
+            node.kill()
+    assert [n.returncode for n in nodes] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    assert 'Distributed training: True' in logs[0] and 'GPU number: 2' in logs[0]
+    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
 
 
 def free_port() -> int:

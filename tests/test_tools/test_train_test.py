@@ -1,7 +1,9 @@
 """tools/train.py and tools/test.py end to end on a tiny generated dataset (real Mask R-CNN,
-real CocoMetric), and the missing-dataset message."""
+real CocoMetric); the missing-dataset, missing-weights, launcher and argument mistakes answered in
+one line."""
 import hashlib
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -43,6 +45,7 @@ def test_demo_data_is_exact_and_deterministic(demo_data, tmp_path):
             assert (semantic[m > 0] == a['category_id']).all()
 
 
+@pytest.mark.slow
 def test_train_then_test_gives_coco_metrics(demo_options, tmp_path):
     """Both with --amp (float16 on a GPU, bfloat16 backbone and neck on the CPU); the float32
     path runs in test_interrupt.py, test_strict_loading.py and test_resume_and_dist.py."""
@@ -75,3 +78,58 @@ def test_missing_dataset_gives_instructions_not_traceback(tmp_path, config, name
     assert result.returncode == 2
     assert f'{name}' in result.stderr and 'not found' in result.stderr and url in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+FINETUNE = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_finetune_demo.py')
+
+
+def assert_one_line(result, *expected):
+    """Exit code 2, and stderr ends in one line (argparse's usage error or our ``error:``)
+    holding ``expected``, without a traceback."""
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert 'Traceback' not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert 'error: ' in last and all(text in last for text in expected), result.stderr[-3000:]
+
+
+def test_missing_pretrained_weights_is_one_line_with_the_fix(demo_options, tmp_path):
+    """The data in place, the backbone's init_cfg names a file that is not there."""
+    result = run_tool(osp.join(ROOT, 'tools/train.py'), FINETUNE, '--work-dir',
+                      str(tmp_path / 'work'), '--cfg-options', *demo_options, cwd=str(tmp_path))
+    assert_one_line(result, 'model.backbone.init_cfg.checkpoint=checkpoints/demo/'
+                    'glnet_4g_pretrained.pth does not exist', 'model.backbone.init_cfg=None')
+
+
+@pytest.mark.parametrize('launcher,variable', [('slurm', 'SLURM_PROCID'), ('pytorch', 'RANK')])
+def test_launcher_without_its_environment_is_one_line(demo_options, tmp_path, launcher,
+                                                      variable):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith('SLURM_') and k not in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK')}
+    result = subprocess.run(
+        [sys.executable, 'tools/train.py', DEMO, '--work-dir', str(tmp_path), '--launcher',
+         launcher, '--cfg-options', *demo_options], cwd=ROOT, capture_output=True, text=True,
+        timeout=900, env=env)
+    assert_one_line(result, f'--launcher {launcher} needs', variable)
+
+
+@pytest.mark.parametrize('tool,args,expected', [
+    ('train.py', [], 'the following arguments are required: config'),
+    ('train.py', [DEMO, '--cfg-options', 'train_cfg.max_epochs'], 'expected KEY=VALUE'),
+    ('train.py', [DEMO, '--cfg-options', '=1'], 'expected KEY=VALUE'),
+    ('train.py', [DEMO, '--cfg-options', 'a=[1,2'], '--cfg-options: cannot read'),
+    ('train.py', [DEMO, '--launcher', 'ssh'], "invalid choice: 'ssh'"),
+    ('train.py', [DEMO, '--local-rank', 'x'], "invalid int value: 'x'"),
+    ('train.py', [DEMO, '--bogus'], 'unrecognized arguments: --bogus'),
+    ('train.py', ['missing.py'], 'config file missing.py not found'),
+    ('train.py', [DEMO, '--work-dir', '{file}'], 'is a file: give a folder to --work-dir'),
+    ('test.py', [DEMO], 'the following arguments are required: checkpoint'),
+    ('test.py', [DEMO, '{file}', '--cfg-options', 'x'], 'expected KEY=VALUE'),
+    ('test.py', [DEMO, 'missing.pth'], 'checkpoint missing.pth does not exist'),
+    ('test.py', [DEMO, '{file}', '--launcher', 'ssh'], "invalid choice: 'ssh'"),
+    ('test.py', [DEMO, '{file}', '--work-dir', '{file}'], 'is a file'),
+])
+def test_argument_mistakes_are_one_line(tmp_path, tool, args, expected):
+    existing = tmp_path / 'a_file'
+    existing.write_text('')
+    args = [a.replace('{file}', str(existing)) for a in args]
+    assert_one_line(run_tool(f'tools/{tool}', *args), expected)

@@ -11,9 +11,7 @@ checkpoint goes to a temporary file, is flushed to disk and renamed into place; 
 import glob
 import os
 import os.path as osp
-import re
-import zipfile
-from typing import Iterable, List, Optional
+from typing import List
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
@@ -21,9 +19,10 @@ from mmengine.hooks import CheckpointHook
 
 from glmix_mm.registry import register_hook
 
+from ..resume import MID_EPOCH_NAME
+from .rng_state_hook import gather_rng_states
+
 TMP_SUFFIX = '.tmp'
-# Names of the periodic checkpoints (CheckpointHook's default filename_tmpl), newest = largest.
-PERIODIC_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
 
 def _fsync_path(path: str) -> None:
@@ -52,36 +51,6 @@ def write_text_atomic(path: str, text: str) -> None:
     commit_file(tmp_path, path)
 
 
-def is_complete_checkpoint(path: str) -> bool:
-    """Whether ``path`` is a whole ``torch.save`` file (not missing, not truncated).
-
-    ``torch.save`` writes a zip archive whose directory is at the very end of the file, so a
-    truncated file has no readable directory. This reads the directory only, not the tensors.
-    """
-    if not osp.isfile(path):
-        return False
-    try:
-        with zipfile.ZipFile(path) as archive:
-            return bool(archive.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
-def newest_complete_checkpoint(dirs: Iterable[str]) -> Optional[str]:
-    """The newest complete ``epoch_N.pth`` / ``iter_N.pth`` in ``dirs`` (largest N), if any."""
-    candidates: List[tuple] = []
-    for folder in dict.fromkeys(d for d in dirs if d and osp.isdir(d)):
-        for name in os.listdir(folder):
-            match = PERIODIC_NAME.match(name)
-            if match:
-                path = osp.join(folder, name)
-                candidates.append((int(match.group(2)), osp.getmtime(path), path))
-    for _, _, path in sorted(candidates, reverse=True):
-        if is_complete_checkpoint(path):
-            return path
-    return None
-
-
 @register_hook
 class SafeCheckpointHook(CheckpointHook):
     """:class:`mmengine.hooks.CheckpointHook` with interrupt-safe writes to local disk.
@@ -96,10 +65,16 @@ class SafeCheckpointHook(CheckpointHook):
     * checkpoints beyond ``max_keep_ckpts`` are removed only after that, so an interrupted write
       always leaves the previous checkpoint on disk (for a moment, ``max_keep_ckpts + 1``
       checkpoints take up disk space);
-    * leftover ``*.pth.tmp`` files of a killed run are removed when training starts.
+    * leftover ``*.pth.tmp`` files of a killed run are removed when training starts;
+    * :meth:`save_mid_epoch` writes the checkpoint of an interruption inside an epoch
+      (``epoch_E_iter_I.pth``, see :class:`~glmix_mm.engine.ResumableTrainingHook`); the next
+      periodic checkpoint replaces it;
+    * under DDP, every rank's random states go into the checkpoint
+      (:class:`~glmix_mm.engine.RNGStateHook`).
 
-    :class:`~glmix_mm.engine.ResumableTrainingHook` turns a config's plain ``CheckpointHook``
-    into this one; it adds no state of its own, only changes how files are written.
+    Our configs name it in ``default_hooks.checkpoint``; ``tools/train.py`` puts it in place of
+    a config's plain ``CheckpointHook``
+    (:func:`glmix_mm.runner.use_safe_checkpoint_hook`). It adds no state of its own.
     """
 
     def before_train(self, runner) -> None:
@@ -113,13 +88,40 @@ class SafeCheckpointHook(CheckpointHook):
 
     def _save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
         if not self._is_local():
+            gather_rng_states(runner)
             super()._save_checkpoint_with_step(runner, step, meta)
             return
         outdated = self._book_keep(runner, step)
-        filename = self.filename_tmpl.format(step)
+        self._write(runner, self.filename_tmpl.format(step), meta)
+        if not is_main_process():
+            return
+        stale = [self.filename_tmpl.format(old) for old in outdated]
+        stale += [osp.basename(p) for p in glob.glob(
+            osp.join(self.out_dir, MID_EPOCH_NAME.format('*', '*')))]
+        for name in stale:
+            path = osp.join(self.out_dir, name)
+            if osp.isfile(path) and path != self.last_ckpt:
+                os.remove(path)
+
+    def save_mid_epoch(self, runner, batches_done: int) -> str:
+        """Save the state after ``batches_done`` iterations of the epoch in progress as
+        ``epoch_E_iter_I.pth``; its path. Call it on every rank."""
+        filename = MID_EPOCH_NAME.format(runner.epoch + 1, batches_done)
+        meta = dict(epoch=runner.epoch, iter=runner.iter + 1)
+        if self._is_local():
+            self._write(runner, filename, meta)
+        else:  # as MMEngine writes: no temporary file, and no last_checkpoint to point at it
+            gather_rng_states(runner)
+            runner.save_checkpoint(self.out_dir, filename, meta=meta, by_epoch=self.by_epoch,
+                                   backend_args=self.backend_args, **self.args)
+            self.last_ckpt = self.file_backend.join_path(self.out_dir, filename)
+        return self.last_ckpt
+
+    def _write(self, runner, filename: str, meta: dict) -> None:
+        """Write ``filename`` through a temporary file, then point ``last_checkpoint`` at it."""
+        gather_rng_states(runner)
         self.last_ckpt = osp.join(self.out_dir, filename)
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
-
         tmp_path = self.last_ckpt + TMP_SUFFIX
         try:
             runner.save_checkpoint(  # writes on the main process only
@@ -138,13 +140,8 @@ class SafeCheckpointHook(CheckpointHook):
             if is_main_process() and osp.exists(tmp_path):
                 os.remove(tmp_path)
             raise
-        if not is_main_process():
-            return
-        write_text_atomic(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
-        for old in outdated:
-            path = osp.join(self.out_dir, self.filename_tmpl.format(old))
-            if osp.isfile(path):
-                os.remove(path)
+        if is_main_process():
+            write_text_atomic(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
 
     def _book_keep(self, runner, step: int) -> List[int]:
         """Record ``step`` among the kept checkpoints (as MMEngine does, in the message hub, so

@@ -55,7 +55,7 @@ def autocast_submodules(model: nn.Module,
 class CPUAutocastHook(Hook):
     """Autocast the model's backbone and neck to bfloat16 on the CPU, in training and testing
     (``tools/train.py --amp`` / ``tools/test.py --amp`` without a GPU). See
-    :mod:`glmix_mm.engine.amp`.
+    :mod:`glmix_mm.engine.hooks.cpu_autocast_hook`.
 
     Args:
         submodules (Sequence[str]): Attributes of the model to autocast.

@@ -1,16 +1,17 @@
-"""Training that Ctrl-C or a cluster preemption (SIGTERM) cannot leave unresumable.
+"""Training that Ctrl-C or a cluster preemption (SIGTERM, Slurm's SIGUSR1 warning) cannot
+leave unresumable.
 
 :class:`ResumableTrainingHook` (in every glmix_mm config through ``configs/_base_/
 glnet_common.py``, and added by ``tools/train.py`` to any other config):
 
-* makes the config's ``CheckpointHook`` write atomically (:class:`SafeCheckpointHook`);
-* on SIGINT or SIGTERM, lets the iteration in progress finish, then stops at that iteration
-  boundary. An iteration-based run (``IterBasedTrainLoop``) first saves a checkpoint of the
-  iteration just completed, so it loses nothing; an epoch-based run loses the epoch in
-  progress (MMEngine resumes epoch-based runs at epoch boundaries only: a mid-epoch
-  checkpoint would repeat the epoch's first iterations), unless the signal came in its last
-  iteration or during validation, when the completed epoch is saved. A second signal stops at
-  once (a checkpoint being written is then discarded, the previous one stays);
+* on SIGINT, SIGTERM or SIGUSR1, lets the iteration in progress finish, then saves a
+  checkpoint of it and stops at that iteration boundary: an iteration-based run
+  (``IterBasedTrainLoop``) and an epoch-based run with
+  :class:`~glmix_mm.engine.ResumableEpochBasedTrainLoop` (our configs' loop) lose nothing.
+  With MMEngine's plain ``EpochBasedTrainLoop``, which resumes at epoch boundaries only, the
+  epoch in progress is lost, unless the signal came in its last iteration or during
+  validation, when the completed epoch is saved. A second signal stops at once (a checkpoint
+  being written is then discarded, the previous one stays);
 * with ``--resume`` and no explicit file, resumes from the checkpoint ``last_checkpoint``
   names, or, if that file is missing or incomplete, from the newest complete checkpoint in
   the work dir, and says so; with no checkpoint at all it says that training starts over.
@@ -29,7 +30,9 @@ from mmengine.runner import BaseLoop, IterBasedTrainLoop
 
 from glmix_mm.registry import register_hook
 
-from .safe_checkpoint import SafeCheckpointHook, is_complete_checkpoint, newest_complete_checkpoint
+from ..loops import ResumableEpochBasedTrainLoop
+from ..resume import is_complete_checkpoint, latest_checkpoint, resolve_resume
+from .safe_checkpoint_hook import SafeCheckpointHook
 
 WARNING = 30
 
@@ -49,61 +52,6 @@ class TrainingInterrupted(KeyboardInterrupt):
         super().__init__(f'training stopped by {self.signal_name}')
 
 
-class ResumeError(RuntimeError):
-    """``--resume FILE`` names a file that is missing or incomplete."""
-
-
-def _describe(path: str) -> str:
-    return 'does not exist' if not osp.isfile(path) else \
-        'is incomplete (truncated by an interrupted write?)'
-
-
-def latest_checkpoint(work_dir: str) -> Optional[str]:
-    """What ``--resume`` continues from: the complete checkpoint ``last_checkpoint`` names, or
-    else the newest complete ``epoch_N`` / ``iter_N`` checkpoint in ``work_dir``."""
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    named = open(pointer).read().strip() if osp.isfile(pointer) else ''
-    if named and is_complete_checkpoint(named):
-        return named
-    return newest_complete_checkpoint([work_dir, osp.dirname(named)])
-
-
-def resolve_resume(runner) -> None:
-    """Point an auto-resuming runner (``resume=True``, ``load_from=None``) at the checkpoint to
-    continue from; check an explicit one. Called before MMEngine loads it.
-
-    Raises:
-        ResumeError: An explicit ``load_from`` to resume from is missing or incomplete.
-    """
-    work_dir = runner.work_dir
-    if runner._load_from is not None:
-        path = runner._load_from
-        if is_complete_checkpoint(path) or '://' in path:
-            return
-        newest = newest_complete_checkpoint([work_dir, osp.dirname(path)])
-        raise ResumeError(
-            f'Cannot resume from {path}: the file {_describe(path)}.' +
-            (f' The newest complete checkpoint is {newest}; pass it to --resume, or --resume '
-             'without a file to take the newest one.' if newest else ''))
-    pointer = osp.join(work_dir, 'last_checkpoint')
-    named = open(pointer).read().strip() if osp.isfile(pointer) else ''
-    if named and is_complete_checkpoint(named):
-        print_log(f'Resuming from {named} (named by {pointer}).', logger='current')
-        runner._load_from = named
-        return
-    newest = newest_complete_checkpoint([work_dir, osp.dirname(named)])
-    reason = f'{pointer} names {named}, which {_describe(named)}' if named else \
-        f'there is no {pointer}'
-    if newest:
-        print_log(f'--resume: {reason}; resuming from {newest}, the newest complete '
-                  'checkpoint in the work dir.', logger='current', level=WARNING)
-        runner._load_from = newest
-    else:
-        print_log(f'--resume: {reason}, and the work dir holds no complete checkpoint: '
-                  'training starts from the beginning.', logger='current', level=WARNING)
-        runner._resume = False
-
-
 def checkpoint_hook(runner) -> Optional[CheckpointHook]:
     """The runner's checkpoint hook, if it has one."""
     return next((h for h in runner.hooks if isinstance(h, CheckpointHook)), None)
@@ -113,17 +61,18 @@ def checkpoint_hook(runner) -> Optional[CheckpointHook]:
 class ResumableTrainingHook(Hook):
     """Stop training cleanly on Ctrl-C / SIGTERM and keep every run resumable.
 
-    See :mod:`glmix_mm.engine.resumable`. When it stops, training raises
+    See :mod:`glmix_mm.engine.hooks.resumable_training_hook`. When it stops, training raises
     :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) naming the checkpoint ``--resume``
     will use. Under DDP the ranks agree on the stop after every iteration (one all-reduce of a
     number), so they stop at the same iteration.
 
     Args:
-        signals (tuple[str]): Signals that request a stop. Defaults to SIGINT and SIGTERM.
+        signals (tuple[str]): Signals that request a stop. Defaults to SIGINT, SIGTERM and
+            SIGUSR1 (what ``sbatch --signal=USR1@SECONDS`` sends before a job's time is up).
     """
     priority = 'LOWEST'  # after CheckpointHook and ParamSchedulerHook in each stage
 
-    def __init__(self, signals=('SIGINT', 'SIGTERM')) -> None:
+    def __init__(self, signals=('SIGINT', 'SIGTERM', 'SIGUSR1')) -> None:
         self.signals = [getattr(signal, name) for name in signals]
         self._previous: Dict[int, object] = {}
         self._requested = 0
@@ -134,9 +83,12 @@ class ResumableTrainingHook(Hook):
     def before_run(self, runner) -> None:
         if not isinstance(runner._train_loop, BaseLoop):  # testing or validating
             return
-        for hook in runner.hooks:
-            if type(hook) is CheckpointHook:
-                hook.__class__ = SafeCheckpointHook  # same state, atomic writes
+        hook = checkpoint_hook(runner)
+        if hook is not None and not isinstance(hook, SafeCheckpointHook):
+            print_log(f'default_hooks.checkpoint is a {type(hook).__name__}: an interruption '
+                      'while it writes can leave a truncated checkpoint. Use '
+                      "type='SafeCheckpointHook' (tools/train.py does).", logger='current',
+                      level=WARNING)
         if getattr(runner, '_resume', False):
             resolve_resume(runner)
 
@@ -193,6 +145,12 @@ class ResumableTrainingHook(Hook):
         if isinstance(runner.train_loop, IterBasedTrainLoop):
             done = runner.iter + 1
             self._stop(runner, signum, done, dict(epoch=runner.epoch, iter=done))
+        elif batch_idx + 1 < len(runner.train_loop.dataloader) and self._resumes_mid_epoch(
+                runner):
+            self.restore_signal_handlers()
+            path = checkpoint_hook(runner).save_mid_epoch(runner, batch_idx + 1)
+            print_log(f'Saved {path} before stopping.', logger='current')
+            self._stop(runner, signum, None, None)
         elif batch_idx + 1 < len(runner.train_loop.dataloader):
             self._stop(runner, signum, None, None,
                        f'the epoch in progress (epoch {runner.epoch + 1}, '
@@ -220,6 +178,11 @@ class ResumableTrainingHook(Hook):
             self._stop(runner, signum, runner.iter, dict(epoch=runner.epoch, iter=runner.iter))
         else:
             self._stop(runner, signum, runner.epoch, dict(epoch=runner.epoch, iter=runner.iter))
+
+    @staticmethod
+    def _resumes_mid_epoch(runner) -> bool:
+        return isinstance(runner.train_loop, ResumableEpochBasedTrainLoop) and isinstance(
+            checkpoint_hook(runner), SafeCheckpointHook)
 
     def _save(self, runner, step: int, meta: dict) -> Optional[str]:
         hook = checkpoint_hook(runner)

@@ -1,0 +1,38 @@
+"""What tools/train.py changes in a config: the safe checkpoint hook chosen by type, and the
+epoch loop and sampler that resume inside an epoch."""
+import pytest
+from mmengine.config import Config
+
+from glmix_mm.runner import use_resumable_loop, use_safe_checkpoint_hook
+
+
+def test_checkpoint_hook_type_becomes_safe_with_its_arguments():
+    hooks = dict(checkpoint=dict(type='CheckpointHook', interval=2, max_keep_ckpts=3),
+                 logger=dict(type='LoggerHook'))
+    use_safe_checkpoint_hook(hooks)
+    assert hooks['checkpoint'] == dict(type='SafeCheckpointHook', interval=2, max_keep_ckpts=3)
+    assert hooks['logger'] == dict(type='LoggerHook')
+    custom = dict(checkpoint=dict(type='MyCheckpointHook'))
+    use_safe_checkpoint_hook(custom)
+    assert custom['checkpoint']['type'] == 'MyCheckpointHook'  # a user's own hook stays
+
+
+@pytest.mark.parametrize('train_cfg', [
+    dict(type='EpochBasedTrainLoop', max_epochs=12),
+    dict(by_epoch=True, max_epochs=12),
+    dict(type='ResumableEpochBasedTrainLoop', max_epochs=12),
+])
+def test_epoch_loop_and_default_sampler_become_resumable(train_cfg):
+    cfg = Config(dict(train_cfg=train_cfg, train_dataloader=dict(
+        sampler=dict(type='DefaultSampler', shuffle=True))))
+    use_resumable_loop(cfg)
+    assert cfg.train_cfg == dict(type='ResumableEpochBasedTrainLoop', max_epochs=12)
+    assert cfg.train_dataloader.sampler == dict(type='ResumableSampler', shuffle=True)
+
+
+def test_iteration_loops_and_other_samplers_stay():
+    cfg = Config(dict(train_cfg=dict(type='IterBasedTrainLoop', max_iters=10),
+                      train_dataloader=dict(sampler=dict(type='InfiniteSampler'))))
+    use_resumable_loop(cfg)
+    assert cfg.train_cfg.type == 'IterBasedTrainLoop'
+    assert cfg.train_dataloader.sampler.type == 'InfiniteSampler'
