@@ -23,7 +23,7 @@ import threading
 from typing import Dict, Optional
 
 import torch
-from mmengine.dist import all_reduce, get_world_size
+from mmengine.dist import all_reduce, barrier, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 from mmengine.runner import BaseLoop, IterBasedTrainLoop
@@ -204,6 +204,10 @@ class ResumableTrainingHook(Hook):
         self.restore_signal_handlers()
         if step:
             self._save(runner, step, meta)
+        if get_world_size() > 1:
+            # No rank leaves before rank 0 has written the checkpoint: a launcher that ends the
+            # job when one task exits (srun --kill-on-bad-exit) would cut the write short.
+            barrier()
         resume_from = latest_checkpoint(runner.work_dir)
         print_log(
             f'Training stopped by {signal.Signals(signum).name}' + (f'; {lost}' if lost else '') +
