@@ -3,7 +3,7 @@
 # docs/get_started.md has the times).
 PYTHON ?= python
 
-.PHONY: setup test demo finetune-demo
+.PHONY: setup test demo finetune-demo setup-oldest test-oldest
 
 setup:
 	PYTHON=$(PYTHON) bash tools/setup_env.sh
@@ -18,3 +18,14 @@ demo: setup
 # from them and from scratch (docs/classification.md, "Pretrain-then-fine-tune demo").
 finetune-demo: setup
 	$(PYTHON) tools/analysis/pretrain_finetune.py --jobs 2
+
+# The oldest supported stack (Python 3.8, torch 2.1.2, mmcv 2.1.0 built for it) in .venv-oldest
+# (tools/setup_oldest.sh), and the whole suite on it (the venv's bin first on PATH, as activating
+# it would, so that the tools and scripts the tests start run on that stack too).
+OLDEST = $(CURDIR)/.venv-oldest
+
+setup-oldest:
+	VENV=$(OLDEST) bash tools/setup_oldest.sh
+
+test-oldest: setup-oldest
+	PATH=$(OLDEST)/bin:$$PATH $(OLDEST)/bin/python -m pytest tests -q

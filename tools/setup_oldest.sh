@@ -12,7 +12,7 @@
 # is ever handed the other one's mmcv (wrong ABI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV=${VENV:-.venv-oldest}
+VENV=${VENV:-$PWD/.venv-oldest}
 PYTHON38=${PYTHON38:-$(command -v pyenv >/dev/null && pyenv root)/versions/3.8.18/bin/python}
 if [ ! -x "$PYTHON38" ]; then
   PYTHON38=$(command -v python3.8 || true)
@@ -25,5 +25,5 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON38" -m venv "$VENV"
   "$VENV/bin/python" -m pip install --progress-bar off -q "pip<25" 
 fi
-PIP_CACHE_DIR="$PWD/$VENV/pip-cache" PYTHON="$VENV/bin/python" TORCH=2.1.2 TORCHVISION=0.16.2 \
+PIP_CACHE_DIR="$VENV/pip-cache" PYTHON="$VENV/bin/python" TORCH=2.1.2 TORCHVISION=0.16.2 \
   WITH_DEPLOY=0 bash tools/setup_env.sh

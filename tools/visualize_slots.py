@@ -24,13 +24,9 @@ import mmcv  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from mmengine.runner.checkpoint import CheckpointLoader  # noqa: E402
 from PIL import Image  # noqa: E402
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from glmix_mm.engine import check_fit  # noqa: E402
 from glmix_mm.models import GLMixBlock, GLNet  # noqa: E402
-from glmix_mm.checkpoint import extract_state_dict  # noqa: E402
 from glmix_mm.utils import read_config  # noqa: E402
 from glmix_mm.utils.cli import at_least  # noqa: E402
 
@@ -41,8 +37,7 @@ IMAGENET_STD = np.array([58.395, 57.12, 57.375], np.float32)
 def build_backbone(arch: Optional[str], config: Optional[str], checkpoint: Optional[str],
                    allow_partial: bool = False) -> GLNet:
     """GLNet from an arch name or from a config's backbone, with the checkpoint's weights
-    (refused unless they fit, see :meth:`GLNet.init_weights`; or, with ``allow_partial``, the
-    keys that fit)."""
+    (see :meth:`GLNet.init_weights`)."""
     if config:
         cfg = read_config(config).model
         kwargs = dict(cfg.get('backbone', cfg))
@@ -53,27 +48,11 @@ def build_backbone(arch: Optional[str], config: Optional[str], checkpoint: Optio
         model = GLNet(**kwargs)
     else:
         model = GLNet(arch or '4g')
-    if checkpoint and allow_partial:
-        load_partially(model, checkpoint)
-    elif checkpoint:
-        model.init_cfg = dict(type='Pretrained', checkpoint=checkpoint)
+    if checkpoint:  # refused unless it fits, or (allow_partial) what fits, with a warning
+        model.init_cfg = dict(type='Pretrained', checkpoint=checkpoint,
+                              allow_partial=allow_partial)
         model.init_weights()
     return model.eval()
-
-
-def load_partially(model: GLNet, checkpoint: str) -> None:
-    """Load the tensors of ``checkpoint`` that fit ``model`` (same conversions as
-    ``init_weights``) and warn about the rest."""
-    loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-    state_dict = extract_state_dict(loaded, model.released_weights_key.get(model.arch_name))
-    if any(k.startswith('backbone.') for k in state_dict):  # a detector / classifier file
-        state_dict = {k[len('backbone.'):]: v for k, v in state_dict.items()
-                      if k.startswith('backbone.')}
-    state_dict = model._convert_checkpoint(state_dict)
-    skipped = set(check_fit(model, state_dict, 'exact', f'The checkpoint {checkpoint}',
-                            allow_partial=True))
-    model.load_state_dict({k: v for k, v in state_dict.items() if k not in skipped},
-                          strict=False)
 
 
 def glmix_blocks(model: GLNet) -> Dict[str, GLMixBlock]:

@@ -134,8 +134,13 @@ class FitReport:
                                         for k in state_dict) > len(state_dict) / 2
 
     @property
+    def num_problems(self) -> int:
+        """Missing, unexpected and shape-mismatched keys, together."""
+        return len(self.missing) + len(self.unexpected) + len(self.shapes)
+
+    @property
     def fits(self) -> bool:
-        return not (self.missing or self.unexpected or self.shapes)
+        return self.num_problems == 0
 
     def class_dependent(self) -> List[str]:
         """Shape-mismatched head tensors that differ only in their first dimension."""
@@ -166,7 +171,8 @@ class FitReport:
 def check_state_dict(model: nn.Module,
                      state_dict: StateDict,
                      description: str,
-                     optional_missing: Iterable[str] = ()) -> None:
+                     optional_missing: Iterable[str] = (),
+                     allow_partial: bool = False) -> List[str]:
     """Raise a readable error when ``state_dict`` does not fit ``model`` exactly.
 
     Args:
@@ -175,17 +181,25 @@ def check_state_dict(model: nn.Module,
         description (str): What the model is, for the message (e.g. ``GLNet(arch='4g')``).
         optional_missing (Iterable[str]): Regular expressions of model keys that a checkpoint may
             lack (layers that only exist downstream, such as the per-output norms).
+        allow_partial (bool): Warn with the key report instead of raising.
+
+    Returns:
+        list[str]: The keys whose shapes differ (to leave out of the load).
 
     Raises:
-        CheckpointMismatchError: With the key report.
+        CheckpointMismatchError: With the key report, unless ``allow_partial``.
     """
     report = FitReport(model, state_dict, optional_missing)
     if report.fits:
-        return
-    raise CheckpointMismatchError('\n'.join(
-        [f'The checkpoint does not fit {description}.'] + report.lines() +
-        ['  Is it a checkpoint of this model family and of this arch? Pick the `arch` that '
-         'matches the checkpoint, or convert it with tools/model_converters/.']))
+        return []
+    lines = [f'The checkpoint does not fit {description}.'] + report.lines()
+    if not allow_partial:
+        raise CheckpointMismatchError('\n'.join(lines + [
+            '  Is it a checkpoint of this model family and of this arch? Pick the `arch` that '
+            'matches the checkpoint, or convert it with tools/model_converters/.']))
+    print_log('\n'.join(lines + ['  Loading the keys that fit (allow_partial).']),
+              logger='current', level=30)
+    return list(report.shapes)
 
 
 def load_pretrained(model: nn.Module,
@@ -193,7 +207,8 @@ def load_pretrained(model: nn.Module,
                     description: str,
                     convert: Callable[[StateDict], StateDict] = lambda sd: sd,
                     preferred_key: Optional[str] = None,
-                    optional_missing: Iterable[str] = ()) -> None:
+                    optional_missing: Iterable[str] = (),
+                    allow_partial: bool = False) -> None:
     """Load a checkpoint into a backbone after conversion and a strict check.
 
     Args:
@@ -204,10 +219,14 @@ def load_pretrained(model: nn.Module,
         preferred_key (str, optional): Container key to look at first, see
             :func:`extract_state_dict`.
         optional_missing (Iterable[str]): See :func:`check_state_dict`.
+        allow_partial (bool): Load the tensors that fit and warn about the rest instead of
+            refusing the checkpoint (for drawing and inspection, never for training).
     """
     checkpoint = CheckpointLoader.load_checkpoint(filename, map_location='cpu')
     state_dict = convert(strip_backbone_prefix(extract_state_dict(checkpoint, preferred_key)))
-    check_state_dict(model, state_dict, f'{description} (from {filename})', optional_missing)
+    skipped = check_state_dict(model, state_dict, f'{description} (from {filename})',
+                               optional_missing, allow_partial)
+    state_dict = {k: v for k, v in state_dict.items() if k not in skipped}
     model.load_state_dict(state_dict, strict=False)
     kept = [k for k in model.state_dict() if k not in state_dict]
     print_log(

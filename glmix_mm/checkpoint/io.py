@@ -135,7 +135,7 @@ def load_local_checkpoint(filename: str, map_location=None) -> dict:
     if is_trusted(filename):
         checkpoint = full_torch_load(filename, map_location)
     else:
-        checkpoint = safe_torch_load(filename, map_location, zip_format=file_format == 'zip')
+        checkpoint = safe_torch_load(filename, map_location)
     if not isinstance(checkpoint, Mapping):
         what = (f'a pickled {type(checkpoint).global_name} object' if isinstance(
             checkpoint, InertObject) else f'a {type(checkpoint).__name__}')

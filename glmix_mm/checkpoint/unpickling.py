@@ -1,39 +1,46 @@
-"""Unpickling checkpoints without running code from them.
+"""Unpickling checkpoints without running code from them, the same way on every torch version.
 
-``torch.load(weights_only=True)`` parses a pickle with its own restricted unpickler, which only
-calls the functions and classes of an allowlist. :func:`safe_torch_load` keeps that unpickler
-doing all the parsing and widens its allowlist, for the duration of one load, with:
+A ``torch.save`` file is a pickle, and unpickling runs code only through the globals it names:
+the classes and functions the unpickler looks up (``find_class``) and then calls or builds.
+:func:`safe_torch_load` hands :func:`torch.load` a pickle module of its own
+(``pickle_module=``, which every supported torch accepts) whose unpickler resolves a global to:
 
-* the objects MMEngine training checkpoints carry: the message hub's ``HistoryBuffer`` (and the
+* the object itself, for an allowlist (:func:`checkpoint_globals`): what torch needs to rebuild
+  tensors (its rebuild functions, dtypes, sizes, devices, storages), ``OrderedDict`` and the
+  objects MMEngine training checkpoints carry: the message hub's ``HistoryBuffer`` (and the
   ``getattr(HistoryBuffer, 'min')``-style references to its statistics methods), numpy arrays,
   dtypes and scalars (the random states of ``RNGStateHook`` and the logged values);
-* one inert stand-in class per other global the file names (hydra's OmegaConf ``DictConfig``,
-  argparse ``Namespace``, any unknown class or function): the names are listed from the file
-  without executing it, nothing of them is imported, and "calling" a stand-in only records its
-  arguments (:class:`InertObject`). So upstream training checkpoints load on a default install,
-  and the ``__reduce__`` payload of a crafted file is read as data.
+* an inert stand-in class, for every other global (hydra's OmegaConf ``DictConfig``, argparse
+  ``Namespace``, any unknown class or function): nothing of it is imported, and "calling" a
+  stand-in only records its arguments (:class:`InertObject`). So upstream training checkpoints
+  load on a default install, and the ``__reduce__`` payload of a crafted file is read as data;
+* a refusal, for the modules no honest checkpoint names (``os``, ``sys``: :data:`BLOCKED_MODULES`).
 
-Full unpickling (``weights_only=False``) is only used for files the user trusts explicitly, by
-path: :class:`trust_checkpoint` or the ``GLMIX_MM_TRUSTED_CHECKPOINTS`` environment variable.
+Nothing process-wide changes (torch's own ``weights_only`` allowlist is left alone), so loads in
+several threads do not interfere. Full unpickling (``weights_only=False`` with Python's pickle)
+is only used for files the user trusts explicitly, by path: :class:`trust_checkpoint` or the
+``GLMIX_MM_TRUSTED_CHECKPOINTS`` environment variable.
 """
+import _compat_pickle
 import copyreg
 import os
 import os.path as osp
 import pickle
-import pickletools
 import shlex
-import threading
-from contextlib import contextmanager
+import types
+import zipfile
 from copy import deepcopy
-from typing import Any, Dict, Iterator, List, Set, Tuple
+from typing import Any, Dict, List, Set, Tuple
+
+import codecs
+import collections
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer, print_log
 
 TRUSTED_ENV = 'GLMIX_MM_TRUSTED_CHECKPOINTS'
-# Modules torch's weights-only unpickler refuses even when allowlisted: no stand-in can replace
-# them, and no honest checkpoint names them.
+# Modules no honest checkpoint names: a file that does is refused rather than read as records.
 BLOCKED_MODULES = ('os', 'posix', 'nt', 'sys')
 # Stand-ins are created per distinct name; a file naming more than this is refused.
 MAX_FOREIGN_GLOBALS = 1000
@@ -44,9 +51,6 @@ _DATA_BUILTINS = ('dict', 'list', 'tuple', 'set', 'frozenset', 'int', 'float', '
                   'bool', 'complex', 'slice', 'range', 'object', 'type', 'NoneType')
 
 _trusted_files: Set[str] = set()
-# torch's allowlist is process-wide state: loads through this module take turns, so that one
-# load's exit never removes entries that another one still needs.
-_load_lock = threading.RLock()
 
 
 class CheckpointLoadError(RuntimeError):
@@ -175,84 +179,95 @@ def _numpy_globals() -> List[Tuple[Any, str]]:
     return entries
 
 
+def _torch_globals() -> List[Tuple[Any, str]]:
+    """What torch needs to rebuild tensors: the same kinds of objects as its own ``weights_only``
+    allowlist (rebuild functions, dtypes, quantization schemes, sizes, devices, tensor and storage
+    classes), found through public attributes where there are any."""
+    entries = [(collections.OrderedDict, 'collections.OrderedDict'),
+               (collections.Counter, 'collections.Counter'),
+               (torch.nn.Parameter, 'torch.nn.parameter.Parameter'),
+               (torch.serialization._get_layout, 'torch.serialization._get_layout'),
+               (torch.Size, 'torch.Size'), (torch.Tensor, 'torch.Tensor'),
+               (torch.device, 'torch.device'), (codecs.encode, '_codecs.encode'),
+               (bytearray, 'builtins.bytearray'), (set, 'builtins.set'),
+               (complex, 'builtins.complex'),
+               (torch._tensor._rebuild_from_type_v2, 'torch._tensor._rebuild_from_type_v2')]
+    for name, value in vars(torch._utils).items():
+        if name.startswith('_rebuild_') and callable(value):
+            entries.append((value, f'torch._utils.{name}'))
+    for value in vars(torch).values():
+        if isinstance(value, (torch.dtype, torch.qscheme)):
+            entries.append((value, str(value)))
+    for cls in (*getattr(torch, '_tensor_classes', ()), torch.storage.TypedStorage,
+                torch.storage.UntypedStorage):
+        entries.append((cls, f'{cls.__module__}.{cls.__name__}'))
+    return entries
+
+
 def checkpoint_globals() -> List[Tuple[Any, str]]:
-    """The globals allowed on top of torch's own: what MMEngine checkpoints are made of.
+    """The globals a checkpoint may name and get as they are (see the module docstring).
 
     Returns:
-        list[tuple]: ``(object, 'module.name')`` entries for
-        :func:`torch.serialization.safe_globals`.
+        list[tuple]: ``(object, 'module.name')`` entries.
     """
-    return _numpy_globals() + [
+    return _torch_globals() + _numpy_globals() + [
         (HistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer'),
         (_checkpoint_getattr, 'builtins.getattr'),
-        (_GETATTR_RESULT, f'{__name__}.{_GETATTR_RESULT.__qualname__}'),
     ]
 
 
-@contextmanager
-def _allowed(entries: List[Tuple[Any, str]]) -> Iterator[None]:
-    """Allow ``entries`` in ``torch.load(weights_only=True)`` inside the block only.
-
-    Entries the user already allowed process-wide are left out, so the block's exit keeps them.
-    """
-    present = set(torch.serialization.get_safe_globals())
-    with torch.serialization.safe_globals([e for e in entries if e not in present]):
-        yield
+def _python3_name(module: str, name: str) -> Tuple[str, str]:
+    """``(module, name)`` as Python 3 has it: ``torch.save`` writes pickle protocol 2, in which
+    Python 3 names some globals by their Python 2 names (``__builtin__.set``)."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
 
 
-# ------------------------------------------------------------------------------------------------
-# Listing a file's globals without executing it
-# ------------------------------------------------------------------------------------------------
-def _torch_name(module: str, name: str) -> str:
-    """``module.name`` as torch's unpickler looks it up (Python 2 names mapped)."""
-    from torch._utils import IMPORT_MAPPING, NAME_MAPPING
-    if (module, name) in NAME_MAPPING:
-        module, name = NAME_MAPPING[(module, name)]
-    elif module in IMPORT_MAPPING:
-        module = IMPORT_MAPPING[module]
-    return f'{module}.{name}'
-
-
-def _legacy_file_globals(filename: str) -> Set[str]:
-    """The ``GLOBAL`` names of a pre-1.6 (non-zip) ``torch.save`` file, by an opcode scan.
-
-    Such a file is a sequence of pickles (magic number, protocol, system info, the object,
-    storage keys) followed by raw storage bytes; the first four are scanned.
-    """
-    names = set()
-    with open(filename, 'rb') as f:
-        for _ in range(4):
-            for opcode, arg, _ in pickletools.genops(f):
-                if opcode.name == 'GLOBAL':
-                    names.add(_torch_name(*arg.split(' ', 1)))
-    return names
-
-
-def _torch_default_globals() -> Set[str]:
-    # Only used to skip stand-ins that torch's own allowlist would shadow anyway (it is looked
-    # up first), so a missing private helper changes nothing but the number of stand-ins.
-    try:
-        from torch._weights_only_unpickler import _get_allowed_globals
-        return set(_get_allowed_globals())
-    except ImportError:  # pragma: no cover - depends on the torch version
-        return set()
-
-
-def foreign_globals(filename: str, zip_format: bool) -> List[str]:
-    """The globals of ``filename`` that neither torch nor :func:`checkpoint_globals` allow.
+class _Reading:
+    """What one load allows and what it met: the allowlist, and the foreign globals read as
+    stand-ins (:meth:`resolve` is the unpickler's ``find_class``).
 
     Args:
-        filename (str): A ``torch.save`` file.
-        zip_format (bool): Whether it is a zip archive (torch >= 1.6) or the legacy format.
-
-    Returns:
-        list[str]: Sorted ``module.name`` strings; nothing of them is imported.
+        filename (str): The file, for messages.
     """
-    with _allowed(checkpoint_globals()):
-        if zip_format:
-            return sorted(torch.serialization.get_unsafe_globals_in_checkpoint(filename))
-        known = _torch_default_globals() | {name for _, name in checkpoint_globals()}
-        return sorted(_legacy_file_globals(filename) - known)
+
+    def __init__(self, filename: str) -> None:
+        self.filename = filename
+        self.allowed = {name: obj for obj, name in checkpoint_globals()}
+        self.foreign: Dict[str, None] = {}  # in order of appearance
+
+    def resolve(self, module: str, name: str) -> Any:
+        module, name = _python3_name(module, name)
+        global_name = f'{module}.{name}'
+        if global_name in self.allowed:
+            return self.allowed[global_name]
+        if module.split('.')[0] in BLOCKED_MODULES:
+            raise UnsafeCheckpointError(
+                f'{self.filename}: refused: loading it would call {global_name}, i.e. run code. '
+                f'{opt_in_hint(self.filename)}')
+        self.foreign[global_name] = None
+        if len(self.foreign) > MAX_FOREIGN_GLOBALS:
+            raise UnsafeCheckpointError(
+                f'{self.filename}: refused: it names more than {MAX_FOREIGN_GLOBALS} foreign '
+                f'classes or functions. {opt_in_hint(self.filename)}')
+        return inert_class(global_name)
+
+    def pickle_module(self) -> types.ModuleType:
+        """A module with pickle's interface (``Unpickler``, ``load``) whose unpickler looks
+        globals up through :meth:`resolve`, for ``torch.load(pickle_module=...)``."""
+        resolve = self.resolve
+
+        class Unpickler(pickle.Unpickler):
+
+            def find_class(self, module: str, name: str) -> Any:
+                return resolve(module, name)
+
+        module = types.ModuleType(f'{__name__}.restricted_pickle')
+        module.Unpickler = Unpickler
+        module.load = lambda file, **kwargs: Unpickler(file, **kwargs).load()
+        module.UnpicklingError = pickle.UnpicklingError
+        return module
 
 
 # ------------------------------------------------------------------------------------------------
@@ -320,71 +335,79 @@ def _looks_crafted(global_name: str) -> bool:
     return module.split('.')[0] in _CODE_MODULES + BLOCKED_MODULES
 
 
-def _weights_only_reason(error: Exception) -> str:
-    """The useful sentence of a ``weights_only`` error, without torch's advice to allowlist."""
-    message = str(error)
-    message = message.split('WeightsUnpickler error:')[-1].strip()
-    for cut in (' Please use `torch.serialization', '\n\nCheck the documentation'):
-        message = message.split(cut)[0]
-    return ' '.join(message.split()) or type(error).__name__
+def _is_torchscript(filename: str) -> bool:
+    """Whether the zip archive ``filename`` is a TorchScript module (``torch.jit.save``), which
+    ``torch.load`` would hand to ``torch.jit.load`` instead of unpickling."""
+    try:
+        with zipfile.ZipFile(filename) as archive:
+            return any(n.endswith('/constants.pkl') for n in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
-def safe_torch_load(filename: str, map_location=None, zip_format: bool = True) -> Any:
-    """``torch.load(weights_only=True)`` that also reads MMEngine state and foreign objects.
+def _log_foreign(filename: str, foreign: List[str]) -> None:
+    crafted = [g for g in foreign if _looks_crafted(g)]
+    print_log(
+        f'{filename}: read objects of {len(foreign)} classes or functions outside glmix_mm\'s '
+        f'allowlist as inert records, without importing or calling them: {", ".join(foreign)}' +
+        (f'. The file looks crafted to run code ({", ".join(crafted)}); nothing ran.'
+         if crafted else ''), logger='current', level=30 if crafted else 20)
 
-    Args:
-        filename (str): A ``torch.save`` file.
-        map_location: Same as :func:`torch.load`.
-        zip_format (bool): Whether the file is a zip archive (else the legacy format).
+
+def restricted_load(filename: str, map_location=None) -> Tuple[Any, List[str]]:
+    """``torch.load`` through the restricted unpickler of the module docstring.
 
     Returns:
-        The loaded object; foreign objects come as :class:`InertObject`.
+        tuple: The loaded object, and the foreign globals read as stand-ins (in order).
+
+    Raises:
+        UnsafeCheckpointError: The file names a blocked module or too many foreign globals, or
+            builds an object a stand-in cannot take (e.g. items of a dict subclass).
+        CheckpointLoadError: The file is truncated or corrupt, or a TorchScript archive.
+    """
+    if _is_torchscript(filename):
+        raise CheckpointLoadError(
+            f'{filename}: is a TorchScript archive, not a checkpoint; load it with '
+            'torch.jit.load and save its state_dict().')
+    reading = _Reading(filename)
+    try:
+        checkpoint = torch.load(filename, map_location=map_location,
+                                pickle_module=reading.pickle_module(), weights_only=False)
+    except UnsafeCheckpointError:
+        raise
+    except (TypeError, AttributeError) as error:  # a stand-in asked to act as a real object
+        foreign = ', '.join(reading.foreign) or 'its objects'
+        raise UnsafeCheckpointError(
+            f'{filename}: cannot be read safely: {foreign} cannot be read as inert records '
+            f'({first_sentence(error)}). {opt_in_hint(filename)}') from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, KeyError,
+            IndexError) as error:
+        raise _corrupt(filename, error) from None
+    return checkpoint, list(reading.foreign)
+
+
+def safe_torch_load(filename: str, map_location=None) -> Any:
+    """Load a ``torch.save`` file without running code from it (see the module docstring);
+    foreign objects are logged and come as :class:`InertObject`.
+
+    Args:
+        filename (str): A ``torch.save`` file (zip or legacy format).
+        map_location: Same as :func:`torch.load`.
 
     Raises:
         UnsafeCheckpointError: The file cannot be read without running code from it.
         CheckpointLoadError: The file is truncated or corrupt.
     """
-    if not hasattr(torch.serialization, 'get_unsafe_globals_in_checkpoint'):
-        raise CheckpointLoadError(f'{filename}: reading checkpoints safely needs PyTorch >= 2.5 '
-                                  f'(found {torch.__version__}); upgrade torch.')
-    with _load_lock:
-        try:
-            foreign = foreign_globals(filename, zip_format)
-        except pickle.UnpicklingError as error:  # opcodes of a pickle protocol > 2
-            raise UnsafeCheckpointError(
-                f'{filename}: cannot be read safely ({_weights_only_reason(error)}). '
-                f'{opt_in_hint(filename)}') from None
-        except ValueError as error:
-            if 'torchscript' in str(error).lower():
-                raise CheckpointLoadError(
-                    f'{filename}: is a TorchScript archive, not a checkpoint; load it with '
-                    'torch.jit.load and save its state_dict().') from None
-            raise _corrupt(filename, error) from None
-        except (RuntimeError, EOFError, OSError) as error:
-            raise _corrupt(filename, error) from None
-        blocked = [g for g in foreign if g.rpartition('.')[0] in BLOCKED_MODULES]
-        if blocked or len(foreign) > MAX_FOREIGN_GLOBALS:
-            what = (f'loading it would call {", ".join(blocked)}, i.e. run code' if blocked
-                    else f'it names {len(foreign)} foreign classes or functions')
-            raise UnsafeCheckpointError(f'{filename}: refused: {what}. {opt_in_hint(filename)}')
-        if foreign:
-            crafted = [g for g in foreign if _looks_crafted(g)]
-            print_log(
-                f'{filename}: read objects of {len(foreign)} classes or functions outside '
-                f'glmix_mm\'s allowlist as inert records, without importing or calling them: '
-                f'{", ".join(foreign)}' +
-                (f'. The file looks crafted to run code ({", ".join(crafted)}); nothing ran.'
-                 if crafted else ''),
-                logger='current', level=30 if crafted else 20)
-        with _allowed(checkpoint_globals() + [(inert_class(g), g) for g in foreign]):
-            try:
-                return torch.load(filename, map_location=map_location, weights_only=True)
-            except pickle.UnpicklingError as error:
-                raise UnsafeCheckpointError(
-                    f'{filename}: cannot be read safely: {_weights_only_reason(error)}. '
-                    f'{opt_in_hint(filename)}') from None
-            except (RuntimeError, EOFError, ValueError, OSError) as error:
-                raise _corrupt(filename, error) from None
+    checkpoint, foreign = restricted_load(filename, map_location)
+    if foreign:
+        _log_foreign(filename, foreign)
+    return checkpoint
+
+
+def foreign_globals(filename: str) -> List[str]:
+    """The globals of the ``torch.save`` file ``filename`` outside :func:`checkpoint_globals`,
+    sorted (read by a restricted load: nothing of them is imported or called)."""
+    return sorted(restricted_load(filename, 'cpu')[1])
 
 
 def _corrupt(filename: str, error: Exception) -> CheckpointLoadError:
@@ -405,6 +428,8 @@ def full_torch_load(filename: str, map_location=None) -> Any:
     return torch.load(filename, map_location=map_location, weights_only=False)
 
 
-__all__ = ['CheckpointLoadError', 'UnsafeCheckpointError', 'InertObject', 'inert_class',
-           'checkpoint_globals', 'foreign_globals', 'trust_checkpoint', 'is_trusted',
-           'safe_torch_load', 'full_torch_load', 'TRUSTED_ENV']
+__all__ = [
+    'CheckpointLoadError', 'UnsafeCheckpointError', 'InertObject', 'inert_class',
+    'checkpoint_globals', 'foreign_globals', 'restricted_load', 'trust_checkpoint', 'is_trusted',
+    'safe_torch_load', 'full_torch_load', 'TRUSTED_ENV'
+]

@@ -151,7 +151,8 @@ class GLNet(BaseModule):
             released upstream checkpoints as they are (weights under ``model``, or ``model_ema``
             for 16G; classification head and final norm ignored), OpenMMLab checkpoints with a
             ``backbone.`` prefix, and our converted files; anything else is refused with a report
-            of the mismatching keys.
+            of the mismatching keys (``allow_partial=True`` in ``init_cfg``: the tensors that fit
+            are loaded and the rest reported, for inspection tools, never for training).
     """
     arch_zoo: Dict[str, dict] = {
         'stl': dict(
@@ -340,7 +341,8 @@ class GLNet(BaseModule):
             description=f'GLNet(arch={self.arch_name!r})',
             convert=self._convert_checkpoint,
             preferred_key=self.released_weights_key.get(self.arch_name),
-            optional_missing=[r'norm\d\.'])
+            optional_missing=[r'norm\d\.'],
+            allow_partial=self.init_cfg.get('allow_partial', False))
 
     def _convert_checkpoint(self, state_dict: StateDict) -> StateDict:
         """Drop what the backbone does not have: classification heads, the pre-head norm of the

@@ -9,14 +9,12 @@ from mmengine.hooks import EMAHook
 from mmengine.model import ExponentialMovingAverage
 from mmengine.registry import init_default_scope
 
+from glmix_mm.checkpoint.converters import glnet_to_mm, glnet_upstream_names
 from glmix_mm.models import GLNet
 from glmix_mm.checkpoint import load_local_checkpoint
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
 sys.path.insert(0, osp.join(ROOT, 'tests', 'test_models'))
-import glnet2mm  # noqa: E402
-import mm2glnet  # noqa: E402
 from test_glnet import random_upstream_checkpoint  # noqa: E402
 
 
@@ -25,12 +23,13 @@ def release():
     return random_upstream_checkpoint('stl')
 
 
-def test_classifier_checkpoint_round_trips_to_the_release_layout(release, tmp_path):
-    classifier = glnet2mm.convert(release, cls=True)  # what MMPretrain saves, without EMA
+def test_classifier_checkpoint_round_trips_to_the_release_layout(release, tmp_path,
+                                                                  run_tool):
+    classifier = glnet_to_mm(release, cls=True)  # what MMPretrain saves, without EMA
     src, dst = tmp_path / 'epoch_3.pth', tmp_path / 'release.pth'
     classifier['meta']['epoch'] = 3
     torch.save(classifier, src)
-    assert mm2glnet.main([str(src), str(dst)]) == 0
+    assert run_tool('model_converters/mm2glnet.py', src, dst) == 0
     written = load_local_checkpoint(str(dst), 'cpu')
     assert set(written) == {'model', 'epoch', 'args'} and written['epoch'] == 3
     assert written['args']['model'] == 'glnet_stl'
@@ -52,8 +51,9 @@ def classifier_of(state_dict: dict) -> torch.nn.Module:
     return model
 
 
-def test_ema_checkpoint_keeps_both_weight_sets_where_releases_have_them(release, tmp_path):
-    model = classifier_of(glnet2mm.convert(release, cls=True)['state_dict'])
+def test_ema_checkpoint_keeps_both_weight_sets_where_releases_have_them(release, tmp_path,
+                                                                         run_tool):
+    model = classifier_of(glnet_to_mm(release, cls=True)['state_dict'])
     ema = ExponentialMovingAverage(model, momentum=0.5, update_buffers=True)
     ema.update_parameters(model)  # the first update copies the weights
     with torch.no_grad():
@@ -66,10 +66,10 @@ def test_ema_checkpoint_keeps_both_weight_sets_where_releases_have_them(release,
     hook.before_save_checkpoint(None, checkpoint)  # MMEngine swaps: state_dict holds the EMA
     src, dst = tmp_path / 'epoch_7.pth', tmp_path / 'release.pth'
     torch.save(checkpoint, src)
-    assert mm2glnet.main([str(src), str(dst)]) == 0
+    assert run_tool('model_converters/mm2glnet.py', src, dst) == 0
     written = load_local_checkpoint(str(dst), 'cpu')
     assert set(written) == {'model', 'model_ema', 'epoch', 'args'} and written['epoch'] == 7
-    trained = mm2glnet.to_upstream_names(model.state_dict())
+    trained = glnet_upstream_names(model.state_dict())
     assert written['model'].keys() == trained.keys()
     assert all(torch.equal(written['model'][k], v) for k, v in trained.items())
     key = 'stages.0.blocks.0.mlp.0.weight'
@@ -81,17 +81,17 @@ def test_ema_checkpoint_keeps_both_weight_sets_where_releases_have_them(release,
     assert all(torch.equal(v, trained[k]) for k, v in backbone.state_dict().items())
 
 
-def test_a_checkpoint_of_another_model_is_refused(tmp_path, capsys):
+def test_a_checkpoint_of_another_model_is_refused(tmp_path, capsys, run_tool):
     src = tmp_path / 'resnet.pth'
     torch.save(dict(state_dict={'backbone.conv1.weight': torch.zeros(64, 3, 7, 7),
                                 'head.fc.weight': torch.zeros(12, 2048)}, meta={}), src)
-    assert mm2glnet.main([str(src), str(tmp_path / 'out.pth')]) == 1
+    assert run_tool('model_converters/mm2glnet.py', src, tmp_path / 'out.pth') == 1
     error = capsys.readouterr().err.strip()
     assert error.startswith(f'error: {src}: The checkpoint fits no GLNet arch')
     assert not (tmp_path / 'out.pth').exists()
 
 
-def test_a_non_pth_destination_is_refused(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        mm2glnet.main([str(tmp_path / 'a.pth'), str(tmp_path / 'b.safetensors')])
+def test_a_non_pth_destination_is_refused(tmp_path, capsys, run_tool):
+    assert run_tool('model_converters/mm2glnet.py', tmp_path / 'a.pth',
+                    tmp_path / 'b.safetensors') == 2  # a usage error
     assert 'torch.save file; give a .pth path' in capsys.readouterr().err

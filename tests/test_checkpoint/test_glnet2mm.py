@@ -1,4 +1,5 @@
-"""tools/model_converters/glnet2mm.py: formats, arch recognition, refusal, classifier logits."""
+"""glmix_mm.checkpoint.converters.glnet_to_mm and tools/model_converters/glnet2mm.py: formats,
+arch recognition, refusal, classifier logits."""
 import os.path as osp
 import sys
 
@@ -10,9 +11,7 @@ from mmengine.registry import init_default_scope
 from glmix_mm.models import GLNet
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
 sys.path.insert(0, osp.join(ROOT, 'tests', 'test_models'))
-import glnet2mm  # noqa: E402
 from test_glnet import random_upstream_checkpoint  # noqa: E402
 
 
@@ -23,9 +22,9 @@ def upstream_stl(tmp_path_factory):
     return path
 
 
-def test_backbone_format_round_trip(upstream_stl, tmp_path):
+def test_backbone_format_round_trip(upstream_stl, tmp_path, run_tool):
     dst = tmp_path / 'mm.pth'
-    assert glnet2mm.main([str(upstream_stl), str(dst)]) == 0
+    assert run_tool('model_converters/glnet2mm.py', upstream_stl, dst) == 0
     converted = torch.load(dst, weights_only=True)  # plain tensors and strings
     assert converted['meta']['arch'] == 'stl'
     assert all(k.startswith('backbone.') for k in converted['state_dict'])
@@ -42,9 +41,9 @@ def test_backbone_format_round_trip(upstream_stl, tmp_path):
         assert torch.equal(a, b)
 
 
-def test_classifier_format_gives_upstream_logits(upstream_stl, tmp_path):
+def test_classifier_format_gives_upstream_logits(upstream_stl, tmp_path, run_tool):
     dst = tmp_path / 'cls.pth'
-    assert glnet2mm.main([str(upstream_stl), str(dst), '--cls']) == 0
+    assert run_tool('model_converters/glnet2mm.py', upstream_stl, dst, '--cls') == 0
     state = torch.load(dst, weights_only=True)['state_dict']
     assert 'head.fc.weight' in state and 'backbone.norm3.running_var' in state
     cfg = Config.fromfile(osp.join(ROOT, 'configs/glnet_stl_in1k.py'))
@@ -68,11 +67,12 @@ def test_classifier_format_gives_upstream_logits(upstream_stl, tmp_path):
                                    atol=1e-4)
 
 
-def test_refuses_files_that_are_no_glnet(tmp_path, capsys):
+def test_refuses_files_that_are_no_glnet(tmp_path, capsys, run_tool):
     bad = tmp_path / 'r50.pth'
     torch.save({'state_dict': {'conv1.weight': torch.zeros(64, 3, 7, 7)}}, bad)
-    assert glnet2mm.main([str(bad), str(tmp_path / 'out.pth')]) == 1
+    assert run_tool('model_converters/glnet2mm.py', bad, tmp_path / 'out.pth') == 1
     err = capsys.readouterr().err
     assert 'fits no GLNet arch' in err and 'conv1.weight' in err
     assert not (tmp_path / 'out.pth').exists()
-    assert glnet2mm.main([str(tmp_path / 'missing.pth'), str(tmp_path / 'o.pth')]) == 1
+    assert run_tool('model_converters/glnet2mm.py', tmp_path / 'missing.pth',
+                    tmp_path / 'o.pth') == 1
