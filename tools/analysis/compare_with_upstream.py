@@ -30,12 +30,10 @@ from mmengine.registry import init_default_scope
 
 from glmix_mm.models import Conformer, GLNet
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
-from glnet2mm import convert  # noqa: E402
+from glmix_mm.analysis.upstream import upstream_glnet_factory
+from glmix_mm.checkpoint.converters import glnet_to_mm
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from upstream_glmix import upstream_glnet_factory  # noqa: E402
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 ARCHS = ('stl', 'stl-paramslot', '4g', '9g', '16g', '4g_tklb', '9g_tklb')
 SIZES = ((2, 3, 224, 224), (1, 3, 256, 320), (1, 3, 192, 288))
@@ -102,7 +100,7 @@ def compare_classifier(ref: torch.nn.Module, arch: str, ckpt: dict) -> float:
     init_default_scope('mmpretrain')
     from mmpretrain.registry import MODELS
     classifier = MODELS.build(cfg.model).eval()
-    classifier.load_state_dict(convert(ckpt, cls=True)['state_dict'])
+    classifier.load_state_dict(glnet_to_mm(ckpt, cls=True)['state_dict'])
     x = torch.randn(2, 3, 224, 224)
     with torch.no_grad():
         ours, theirs = classifier(x, mode='tensor'), ref(x)

@@ -8,16 +8,15 @@ LayerNorms (the configs' choice), and with mmdet's ResNet-50.
 """
 import argparse
 import os.path as osp
-import sys
 
 import torch
 from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.registry import init_default_scope
 
+import glmix_mm  # noqa: F401  (registers the models)
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-import glmix_mm  # noqa: E402,F401
 
 VARIANTS = {
     'GLNet-4G, raw stage outputs (out_norm=None)': dict(out_norm=None),
