@@ -53,25 +53,7 @@ operator self time per step by kernel class (dense convolutions, depth-wise conv
 matmuls, fused attention, everything else) and its ``--top`` operators with their input shapes:
 where the time goes, and what two implementations of one model do differently.
 
-Examples::
-
-    # CPU, inference, fp32, ours against the baselines at the COCO test size
-    python tools/analysis/benchmark.py glnet-4g swin-t r50 convnext-t --shape 1x3x800x1280
-
-    # ours against the authors' code with shared weights (outputs compared too)
-    PYTHONPATH=/path/to/fairscale python tools/analysis/benchmark.py glnet-4g \
-        upstream-glnet-4g --glmix-repo /tmp/GLMix --shape 8x3x224x224 --memory --markdown
-
-    # GPU, a training step under bf16 autocast; a GLNet variant side by side with the default
-    python tools/analysis/benchmark.py glnet-4g glnet-4g:mhsa_window=14 r50 --device cuda \
-        --mode train --amp bf16 --shape 2x3x800x1280
-
-    # torch.compile (inductor): compile time and compiled vs eager speed, side by side
-    python tools/analysis/benchmark.py glnet-4g conformer-s32 --compile --shape 1x3x224x224
-
-    # full detectors: predict on a synthetic 800x1280 image
-    python tools/analysis/benchmark.py configs/maskrcnn_glnet_4g_coco.py \
-        configs/maskrcnn_conformer_s16_coco.py --shape 1x3x800x1280 --repeats 5
+Examples: ``tools/analysis/benchmark.py`` and docs/benchmarks.md.
 """
 import argparse
 from typing import Dict, List, Optional, Sequence, Tuple
