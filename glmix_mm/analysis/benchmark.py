@@ -56,6 +56,7 @@ where the time goes, and what two implementations of one model do differently.
 Examples: ``tools/analysis/benchmark.py`` and docs/benchmarks.md.
 """
 import argparse
+import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -204,7 +205,13 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Result]:
     if args.list:
         print('\n'.join(model_choices()))
         return []
-    rows, diffs = benchmark(args)
+    try:
+        rows, diffs = benchmark(args)
+    except (ValueError, RuntimeError, KeyError, ImportError, OSError) as error:
+        # A config that does not build, a model that fails at this size, missing upstream
+        # dependencies: one line, not a traceback.
+        print(f'error: {error}', file=sys.stderr)
+        raise SystemExit(1) from None
     print_report(rows, args.ref or rows[0].label, args, diffs)
     return rows
 
