@@ -5,11 +5,8 @@ import os.path as osp
 import runpy
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
-
-from glmix_mm.deploy.detections import compare_detections
 
 pytest.importorskip('onnxruntime', reason='onnxruntime is not installed (pip install -e .[deploy])')
 pytest.importorskip('mmdeploy', reason='MMDeploy is not installed (tools/setup_env.sh installs '
@@ -39,18 +36,6 @@ def test_compat_is_applied_once_and_only_on_request():
     from mmdeploy.core import FUNCTION_REWRITER
     records = FUNCTION_REWRITER._registry._rewrite_records
     assert len(records['torch.onnx.export']) == 1
-
-
-def test_compare_detections_pairs_by_label_and_overlap():
-    boxes = np.array([[0, 0, 10, 10], [20, 20, 40, 40]], np.float32)
-    ref = dict(bboxes=boxes, scores=np.array([0.9, 0.5]), labels=np.array([0, 1]))
-    same = dict(bboxes=boxes[::-1] + 1e-3, scores=np.array([0.5, 0.9]), labels=np.array([1, 0]))
-    result = compare_detections(ref, same)
-    assert result.num_paired == 2 and result.max_box_error == pytest.approx(1e-3, rel=1e-3)
-    assert result.equal(1e-2, 1e-4, 1e-3)
-    other_label = dict(same, labels=np.array([0, 1]))
-    assert compare_detections(ref, other_label).num_paired == 0
-    assert not compare_detections(ref, other_label).equal(1e-2, 1e-4, 1e-3)
 
 
 @pytest.fixture(scope='module')
