@@ -215,6 +215,3 @@ def main(argv: Optional[Sequence[str]] = None) -> List[Result]:
     print_report(rows, args.ref or rows[0].label, args, diffs)
     return rows
 
-
-if __name__ == '__main__':
-    main()
