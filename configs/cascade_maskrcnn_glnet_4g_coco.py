@@ -1,5 +1,6 @@
 # Any stock MMDetection config takes a glmix_mm backbone: import the plugin, replace the
 # backbone, match the neck's input channels. Here mmdet's Cascade Mask R-CNN R-50 1x.
+# Why these values: docs/detection.md#recipes.
 _base_ = 'mmdet::cascade_rcnn/cascade-mask-rcnn_r50_fpn_1x_coco.py'
 
 custom_imports = dict(imports=['glmix_mm'], allow_failed_imports=False)

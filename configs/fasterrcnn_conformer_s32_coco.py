@@ -1,4 +1,5 @@
 # Faster R-CNN + FPN with a Conformer-S/32 backbone, COCO, 1x: the authors' headline detector.
+# Why these values: docs/detection.md#recipes.
 _base_ = [
     'mmdet::_base_/models/faster-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_detection.py',

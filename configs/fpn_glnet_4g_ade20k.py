@@ -3,6 +3,7 @@
 # (rayleizhu/BiFormer, semantic_segmentation/configs/ade20k/sfpn.biformer_small.py, PVT's
 # protocol): AdamW lr 2e-4, weight decay 1e-4, linear warm-up over 1000 iterations from 0.1x,
 # cosine annealing to ~0; drop path 0.15.
+# Why these values: docs/segmentation.md#configs.
 _base_ = [
     'mmseg::_base_/models/fpn_r50.py',
     'mmseg::_base_/datasets/ade20k.py',

@@ -34,6 +34,7 @@
 #   down to a multiple of 256 first, samplers.py:32: 143 images fewer per epoch) and seeds its
 #   shuffle with seed + epoch (upstream: the epoch); LinearLR reaches the full lr at the last
 #   warm-up iteration (upstream one iteration later); images decode with OpenCV (upstream: PIL).
+# Why these values: docs/classification.md#training-on-imagenet-1k.
 _base_ = [
     'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
     'mmpretrain::_base_/default_runtime.py',

@@ -6,6 +6,7 @@
 # (upstream main_cx2.py), not the one these models were trained with: upstream main_tklb.py
 # (configs/main_tklb.yaml, scripts/train_tklb.sh: 310 epochs, dense token-label targets from a
 # teacher, no EMA), which is not supported here. Drop path 0.1 as the upstream README gives.
+# Why these values: docs/classification.md#glnet.
 _base_ = './glnet_4g_in1k.py'
 
 model = dict(

@@ -1,4 +1,5 @@
 # Mask R-CNN + FPN with a Conformer-Base/16 backbone, COCO, 1x schedule.
+# Why these values: docs/detection.md#recipes.
 _base_ = './maskrcnn_conformer_s32_coco.py'
 
 model = dict(

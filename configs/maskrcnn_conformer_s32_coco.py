@@ -1,4 +1,5 @@
 # Mask R-CNN + FPN with a Conformer-S/32 backbone, COCO, 1x schedule: the authors' setting.
+# Why these values: docs/detection.md#recipes.
 _base_ = [
     'mmdet::_base_/models/mask-rcnn_r50_fpn.py',
     'mmdet::_base_/datasets/coco_instance.py',

@@ -14,13 +14,8 @@ model = dict(
         arch='4g',
         drop_path_rate=0.2,
         # One LayerNorm per output, new layers trained with the detector (as BiFormer does):
-        # the raw stage outputs have large, stage-dependent magnitudes. First Mask R-CNN step
-        # from random init (tools/analysis/first_step_loss.py): loss 23.0 / gradient norm 666
-        # with raw outputs, 6.3 / 21 with these norms, 5.9 / 12 for ResNet-50. This config on
-        # the generated demo data, 200 iterations (docs/detection.md, "Pretrained versus from
-        # scratch"): bbox / segm mAP 0.869 / 0.883 with these norms, 0.178 / 0.132 with raw
-        # outputs, from the demo-pretrained backbone; 0.710 / 0.829 and 0.391 / 0.425 from
-        # scratch. The norms win both ways, hence kept.
+        # the raw stage outputs have large, stage-dependent magnitudes. Why, measured:
+        # docs/detection.md#recipes and docs/detection.md#pretrained-versus-from-scratch.
         out_norm=dict(type='LN2d', eps=1e-6),
         norm_eval=True,
         init_cfg=dict(type='Pretrained', checkpoint='checkpoints/glnet_4g.pth')),

@@ -1,6 +1,7 @@
 # Mask R-CNN + FPN, GLNet-4G, COCO, 3x schedule (36 epochs, lr steps at 27 and 33) with
 # multi-scale training (short side drawn from 480..800 in steps of 32, long side <= 1333, as in
 # mmdet's Swin 3x configs, without their DETR-style crop branch).
+# Why these values: docs/detection.md#recipes.
 _base_ = './maskrcnn_glnet_4g_coco.py'
 
 train_dataloader = dict(dataset=dict(pipeline=[

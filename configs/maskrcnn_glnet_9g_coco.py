@@ -1,4 +1,5 @@
 # Mask R-CNN + FPN with a GLNet-9G backbone, COCO, 1x schedule (drop path 0.3 as BiFormer-B).
+# Why these values: docs/detection.md#recipes.
 _base_ = './maskrcnn_glnet_4g_coco.py'
 
 model = dict(

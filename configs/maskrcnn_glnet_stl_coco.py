@@ -1,5 +1,6 @@
 # Mask R-CNN + FPN with a GLNet-STL backbone, COCO, 1x schedule. Drop path 0.2 as mmdet uses
 # for Swin-T, whose layout STL copies.
+# Why these values: docs/detection.md#recipes.
 _base_ = './maskrcnn_glnet_4g_coco.py'
 
 model = dict(

@@ -1,6 +1,7 @@
 # RetinaNet + FPN (P3-P7) with a GLNet-4G backbone, COCO, 1x schedule. Optimizer as the GLNet
 # author's BiFormer RetinaNet configs (rayleizhu/BiFormer, retinanet.1x.biformer_small.py, which
 # follow WaveViT): AdamW lr 1e-4, weight decay 1e-4 on all parameters, drop path 0.2.
+# Why these values: docs/detection.md#recipes.
 _base_ = [
     'mmdet::_base_/models/retinanet_r50_fpn.py',
     'mmdet::_base_/datasets/coco_detection.py',

@@ -1,4 +1,5 @@
 # RetinaNet + FPN with a GLNet-STL backbone, COCO, 1x schedule.
+# Why these values: docs/detection.md#recipes.
 _base_ = './retinanet_glnet_4g_coco.py'
 
 model = dict(

@@ -1,5 +1,6 @@
 # UperNet with a Conformer-S/16 backbone on ADE20K, 160k iterations (recipe: see
 # configs/_base_/glnet_upernet_recipe.py; Conformer has no published segmentation recipe).
+# Why these values: docs/segmentation.md#configs.
 _base_ = './upernet_glnet_4g_ade20k.py'
 
 model = dict(

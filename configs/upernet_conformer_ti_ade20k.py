@@ -1,4 +1,5 @@
 # UperNet with a Conformer-Tiny/16 backbone on ADE20K, 160k iterations.
+# Why these values: docs/segmentation.md#configs.
 _base_ = './upernet_conformer_s16_ade20k.py'
 
 model = dict(

@@ -1,5 +1,6 @@
 # UperNet with a GLNet-16G backbone on ADE20K, 160k iterations. Drop path 0.5 continues
 # the 4G/9G progression (0.3/0.4); not tuned.
+# Why these values: docs/segmentation.md#configs.
 _base_ = './upernet_glnet_4g_ade20k.py'
 
 model = dict(

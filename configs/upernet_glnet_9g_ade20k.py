@@ -1,4 +1,5 @@
 # UperNet with a GLNet-9G backbone on ADE20K, 160k iterations (drop path 0.4 as BiFormer-B).
+# Why these values: docs/segmentation.md#configs.
 _base_ = './upernet_glnet_4g_ade20k.py'
 
 model = dict(

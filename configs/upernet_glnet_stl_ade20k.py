@@ -1,5 +1,6 @@
 # UperNet with a GLNet-STL backbone on ADE20K, 160k iterations (drop path 0.3 as mmseg uses
 # for Swin-T, whose layout STL copies).
+# Why these values: docs/segmentation.md#configs.
 _base_ = './upernet_glnet_4g_ade20k.py'
 
 model = dict(

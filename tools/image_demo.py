@@ -16,10 +16,9 @@ import sys
 import mmcv
 from mmengine.config import Config
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-import glmix_mm  # noqa: E402,F401  (registers the models)
-from glmix_mm.engine import CheckpointMismatchError, check_file  # noqa: E402
-from glmix_mm.utils import ConfigError, build_model_from_cfg, read_config  # noqa: E402
+import glmix_mm  # noqa: F401  (registers the models)
+from glmix_mm.engine import CheckpointMismatchError, check_file
+from glmix_mm.utils import ConfigError, build_model_from_cfg, read_config
 
 HINT = ('Is it a checkpoint of this config (same backbone arch, same number of classes)? '
         '--allow-partial draws with the keys that fit anyway.')

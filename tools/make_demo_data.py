@@ -24,19 +24,19 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Set, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from glmix_mm.utils.cli import at_least  # noqa: E402
+from glmix_mm.utils.cli import at_least
+from glmix_mm.utils.generated_files import DEMO_SUBTREES, clear_previous_output, write_manifest
+from glmix_mm.utils.generated_files import files_in_subtrees  # noqa: F401 (for its users)
 
 CLASSES = ('square', 'disc', 'triangle')
 # The folders below --out that the generator writes into, and the list of files it wrote.
-SUBTREES = ('coco', 'ade', 'imagenet')
-MANIFEST = '.make_demo_data.json'
+SUBTREES = DEMO_SUBTREES
 # Colours the demo visualisations use for the classes (RGB).
 PALETTE = [(220, 20, 60), (0, 128, 255), (255, 200, 0)]
 
@@ -168,67 +168,6 @@ def planned_files(num_train: int, num_val: int) -> List[str]:
     return files
 
 
-def files_in_subtrees(out: str, subtrees: Tuple[str, ...] = SUBTREES) -> Set[str]:
-    """Every file below the folders a generator writes into, relative to ``out``."""
-    found = set()
-    for subtree in subtrees:
-        for folder, _, names in os.walk(osp.join(out, subtree)):
-            found.update(osp.relpath(osp.join(folder, n), out) for n in names)
-    return found
-
-
-def _read_manifest(out: str, subtrees: Tuple[str, ...]) -> Set[str]:
-    path = osp.join(out, MANIFEST)
-    if not osp.isfile(path):
-        return set()
-    with open(path) as f:
-        files = json.load(f)['files']
-    # Only plain relative paths inside the subtrees: a hand-edited list cannot reach elsewhere.
-    return {f for f in files if not osp.isabs(f) and '..' not in f.split('/') and
-            f.split('/')[0] in subtrees}
-
-
-def _write_manifest(out: str, files: Set[str]) -> None:
-    os.makedirs(out, exist_ok=True)
-    tmp = osp.join(out, MANIFEST + '.tmp')
-    with open(tmp, 'w') as f:
-        json.dump(dict(files=sorted(files)), f, indent=0)
-    os.replace(tmp, osp.join(out, MANIFEST))
-
-
-def clear_previous_output(out: str, planned: List[str], subtrees: Tuple[str, ...] = SUBTREES,
-                          tool: str = 'make_demo_data.py') -> None:
-    """Remove the files an earlier run wrote into ``out`` (and folders left empty), after
-    recording ``planned`` too, so that an interrupted run is cleared next time as well.
-
-    Args:
-        out (str): The output folder.
-        planned (list[str]): The files (relative to ``out``) this run will write.
-        subtrees (tuple[str]): The folders below ``out`` the generator writes into.
-        tool (str): The generator's name, for the error message.
-
-    Raises:
-        FileExistsError: ``out`` holds files in the generator's folders that it did not write
-            (nothing is removed then).
-    """
-    previous = _read_manifest(out, subtrees)
-    foreign = sorted(files_in_subtrees(out, subtrees) - previous)
-    if foreign:
-        raise FileExistsError(
-            f'{out} holds {len(foreign)} file(s) in {"/, ".join(subtrees)}/ that '
-            f'{tool} did not write (e.g. {foreign[0]}), which would mix into the '
-            'generated datasets; give a new or empty --out folder, or remove them.')
-    _write_manifest(out, previous | set(planned))
-    for name in previous:
-        path = osp.join(out, name)
-        if osp.isfile(path):
-            os.remove(path)
-    for subtree in subtrees:
-        for folder, _, _ in sorted(os.walk(osp.join(out, subtree)), reverse=True):
-            if not os.listdir(folder):
-                os.rmdir(folder)
-
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Generate the glmix_mm demo datasets.')
     parser.add_argument('--out', default='data/demo', help='output folder')
@@ -246,7 +185,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     planned = planned_files(args.num_train, args.num_val)
     try:
-        clear_previous_output(args.out, planned)
+        clear_previous_output(args.out, planned, SUBTREES, 'make_demo_data.py')
     except FileExistsError as error:
         print(f'error: {error}', file=sys.stderr)
         return 1
@@ -258,7 +197,7 @@ def main(argv=None) -> int:
         per_class = max(1, num // len(CLASSES))
         count = write_classification_split(args.out, split, per_class, args.size, seed + 10)
         print(f'{split}: {count} single-shape images -> {args.out}/imagenet')
-    _write_manifest(args.out, set(planned))
+    write_manifest(args.out, set(planned))
     return 0
 
 

@@ -23,10 +23,8 @@ from typing import List, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from glmix_mm.utils.cli import at_least  # noqa: E402
-from make_demo_data import _write_manifest, clear_previous_output  # noqa: E402
+from glmix_mm.utils.cli import at_least
+from glmix_mm.utils.generated_files import clear_previous_output, write_manifest
 
 Polygon = List[Tuple[float, float]]
 SPLITS = ('train', 'val')
@@ -210,7 +208,7 @@ def main(argv=None) -> int:
     for split, num, seed in zip(SPLITS, (args.num_train, args.num_val), (args.seed, args.seed + 1)):
         count = write_split(args.out, split, num, args.size, seed)
         print(f'{split}: {count} images of {len(CLASSES)} classes -> {args.out}/{split}')
-    _write_manifest(args.out, set(planned))
+    write_manifest(args.out, set(planned))
     return 0
 
 

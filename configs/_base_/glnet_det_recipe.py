@@ -5,6 +5,7 @@
 # stage depths and widths: AdamW, lr 1e-4, betas (0.9, 0.999), weight decay 0.05, no weight
 # decay on norms (see glnet_common.py), drop path 0.2 (small) / 0.3 (base), BatchNorm in eval
 # mode (norm_eval), one LayerNorm per output map.
+# Why these values: docs/detection.md#recipes.
 _base_ = ['mmdet::_base_/schedules/schedule_1x.py', './glnet_common.py']
 
 # mmdet's epoch loop, resuming inside an epoch after an interruption (docs/clusters.md).

@@ -5,6 +5,7 @@
 # (0.9, 0.999), weight decay 0.01 except norms, linear warm-up over 1500 iterations from 1e-6,
 # then poly decay (power 1.0) to 0; drop path 0.3 (small) / 0.4 (base). The Conformer UperNet
 # configs use the same recipe (no published one).
+# Why these values: docs/segmentation.md#configs.
 _base_ = ['mmseg::_base_/schedules/schedule_160k.py', './glnet_common.py']
 
 optim_wrapper = dict(

@@ -14,11 +14,9 @@
 # - warm-up 45 iterations (10% of the run; upstream's 5 of 300 epochs would be 8 here);
 # - EMA momentum 1 / (0.0533 x iterations): the EMA averages over the same share of the run as
 #   upstream's decay 0.9999 does (10000 of 187500 iterations: 300 epochs x 625);
-# - augmentation: flips only. With random resized crops (35-100%, let alone the recipe's 8-100%,
-#   RandAugment, Mixup / CutMix and erasing) GLNet-4G stayed at the class prior (loss ln 12,
-#   gradient norm 0.2-0.5) from the end of the warm-up to the last of 465 iterations; without
-#   them it leaves that plateau at about iteration 80 and reaches val top-1 89.3% after the 5
-#   epochs (ResNet-50 with this config: 54.2%). docs/classification.md has the runs;
+# - augmentation: flips only: with random resized crops, RandAugment, Mixup / CutMix and erasing
+#   GLNet-4G did not leave the class prior in this budget
+#   (docs/classification.md#how-the-demo-pretraining-got-there has the runs);
 # - DefaultSampler instead of repeated augmentation: on one process RepeatAugSampler puts the 3
 #   copies of an image into the same batch (about 21 distinct images per batch of 64), where on
 #   upstream's 16 GPUs they go to 3 different ones;

@@ -3,8 +3,8 @@
 # options of mmdet::_base_/models/mask-rcnn_r50_fpn.py, SGD lr 0.02, momentum 0.9, weight decay
 # 1e-4) on the data and schedule of maskrcnn_glnet_4g_finetune_demo.py, from the ResNet-50
 # pretrained by configs/demo/resnet50_pretrain_demo.py. The lr is mmdet's 0.02 for 16 images
-# scaled linearly to this batch of 4 (mmdet's auto_scale_lr rule, base_batch_size=16): at 0.02
-# the losses were NaN from iteration 40 on (first loss 27.8; docs/detection.md).
+# scaled linearly to this batch of 4 (mmdet's auto_scale_lr rule, base_batch_size=16); why not
+# 0.02: docs/detection.md#pretrained-versus-from-scratch.
 _base_ = './maskrcnn_glnet_4g_finetune_demo.py'
 
 model = dict(

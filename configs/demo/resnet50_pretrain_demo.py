@@ -4,6 +4,7 @@
 #   python tools/train.py configs/demo/resnet50_pretrain_demo.py
 # configs/demo/maskrcnn_r50_finetune_demo.py and upernet_r50_finetune_demo.py read its last
 # checkpoint (copied to checkpoints/demo/resnet50_pretrained.pth) with prefix='backbone.'.
+# Why these values: docs/classification.md#pretrain-then-fine-tune-demo.
 _base_ = './glnet_4g_pretrain_demo.py'
 
 model = dict(

@@ -2,6 +2,7 @@
 # (tools/make_demo_data.py), with a backbone trained from scratch: the data and crop size of
 # upernet_glnet_4g_finetune_demo.py, BatchNorm statistics learned, no drop path, a higher lr
 # and a longer schedule.
+# Why these values: docs/segmentation.md#demo.
 _base_ = './upernet_glnet_4g_finetune_demo.py'
 
 model = dict(backbone=dict(init_cfg=None, norm_eval=False, drop_path_rate=0.))

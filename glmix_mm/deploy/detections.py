@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
+from torchvision import ops
 
 
 def _numpy(value: Any) -> np.ndarray:
@@ -27,13 +28,11 @@ def instances_to_numpy(instances: Any) -> Dict[str, np.ndarray]:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of boxes ``a`` (N, 4) and ``b`` (M, 4) in x1y1x2y2."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a = (a[:, 2:] - a[:, :2]).clip(0).prod(-1)
-    area_b = (b[:, 2:] - b[:, :2]).clip(0).prod(-1)
-    return inter / np.maximum(area_a[:, None] + area_b[None] - inter, 1e-12)
+    """IoU matrix of boxes ``a`` (N, 4) and ``b`` (M, 4) in x1y1x2y2
+    (:func:`torchvision.ops.box_iou`; 0 where both boxes are empty)."""
+    iou = ops.box_iou(torch.as_tensor(a, dtype=torch.float64),
+                      torch.as_tensor(b, dtype=torch.float64))
+    return iou.nan_to_num(0.).numpy()
 
 
 @dataclass

@@ -13,7 +13,8 @@ Either way one exported graph must serve every size: :func:`verify_onnx` and
 a wrong result or a failure, not as a silently different model.
 
 onnx and onnxruntime are optional (``pip install -e .[deploy]``); they are imported only where
-used.
+used. What the installed torch cannot do is refused in one line naming the version it needs
+(:data:`TORCH_EXPORT_MIN`, :data:`DYNAMO_ONNX_MIN`; docs/deployment.md has the table).
 """
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -21,6 +22,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn as nn
+
+from glmix_mm.compat import has_torch, require_torch
 
 Shape = Tuple[int, int, int, int]
 
@@ -34,23 +37,14 @@ DEFAULT_OPSET = {'torchscript': 17, 'dynamo': 18}
 MIN_SIZE = 64
 MAX_SIZE = 8192
 MAX_BATCH = 1024
-
-
-def parse_shape(text: str) -> Shape:
-    """``'1x3x224x224'`` -> ``(1, 3, 224, 224)``.
-
-    Raises:
-        ValueError: if ``text`` is not four positive integers joined by ``x``.
-    """
-    parts = text.lower().split('x')
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        shape = ()
-    if len(shape) != 4 or min(shape) < 1:
-        raise ValueError(f'Bad shape {text!r}: expected NxCxHxW with positive integers, such as '
-                         '1x3x224x224.')
-    return shape  # type: ignore[return-value]
+#: ``torch.export.export(..., prefer_deferred_runtime_asserts_over_guards=True)`` with
+#: ``Dim`` dynamic shapes (``Dim`` arrived in 2.2, the keyword in 2.9: pytorch/pytorch#160111).
+TORCH_EXPORT_MIN = '2.9'
+#: The dynamo ONNX exporter converts :func:`export_program`'s program, so it needs as much.
+DYNAMO_ONNX_MIN = TORCH_EXPORT_MIN
+#: ``torch.onnx.export(dynamo=...)``: the keyword exists from 2.5; before, there is only the
+#: TorchScript exporter, and the keyword is left out.
+ONNX_DYNAMO_KEYWORD_MIN = '2.5'
 
 
 def size_multiple(model: nn.Module) -> int:
@@ -84,6 +78,7 @@ def dynamic_shapes(model: nn.Module,
     """``dynamic_shapes`` for :func:`torch.export.export` of a backbone taking one NCHW image
     batch: dynamic batch, and height / width in ``[min_size, max_size]`` (in steps of
     :func:`size_multiple`)."""
+    require_torch(TORCH_EXPORT_MIN, 'dynamic-shape torch.export')
     from torch.export import Dim
     multiple = size_multiple(model)
     batch = Dim('batch', min=1, max=MAX_BATCH)
@@ -108,7 +103,7 @@ def tracing_example(example: torch.Tensor) -> torch.Tensor:
 def export_program(model: nn.Module,
                    example: torch.Tensor,
                    min_size: int = MIN_SIZE,
-                   max_size: int = MAX_SIZE) -> torch.export.ExportedProgram:
+                   max_size: int = MAX_SIZE) -> 'torch.export.ExportedProgram':
     """:func:`torch.export.export` of ``model`` in eval mode with dynamic batch, height, width.
 
     Args:
@@ -118,6 +113,7 @@ def export_program(model: nn.Module,
         min_size (int): Smallest height / width the program accepts.
         max_size (int): Largest height / width the program accepts.
     """
+    require_torch(TORCH_EXPORT_MIN, 'dynamic-shape torch.export')
     model.eval()
     with torch.no_grad():
         # Guards that hold at every size but that the symbolic solver cannot prove (GLNet-STL's
@@ -134,7 +130,7 @@ def export_onnx(model: nn.Module,
                 path: str,
                 exporter: str = 'torchscript',
                 opset: Optional[int] = None,
-                program: Optional[torch.export.ExportedProgram] = None) -> List[str]:
+                program: Optional['torch.export.ExportedProgram'] = None) -> List[str]:
     """Export ``model`` (eval mode) to the ONNX file ``path`` with dynamic batch, height, width.
 
     Args:
@@ -151,15 +147,19 @@ def export_onnx(model: nn.Module,
     """
     if exporter not in EXPORTERS:
         raise ValueError(f'Unknown exporter {exporter!r}; choose one of {EXPORTERS}.')
+    if exporter == 'dynamo':
+        require_torch(DYNAMO_ONNX_MIN, 'the dynamo ONNX exporter (torch.onnx.export(dynamo=True))')
     opset = opset or DEFAULT_OPSET[exporter]
     model.eval()
     with torch.no_grad():
         names = output_names(len(model(example)))
         if exporter == 'torchscript':
+            # The TorchScript exporter is the default before 2.9, the only one before 2.5.
+            legacy = dict(dynamo=False) if has_torch(ONNX_DYNAMO_KEYWORD_MIN) else {}
             torch.onnx.export(
                 model, (example, ),
                 path,
-                dynamo=False,
+                **legacy,
                 opset_version=opset,
                 input_names=[INPUT_NAME],
                 output_names=names,
@@ -268,7 +268,7 @@ def verify_onnx(model: nn.Module,
     return _verify(lambda x: session.run(None, {name: x.numpy()}), model, shapes, seed)
 
 
-def verify_program(program: torch.export.ExportedProgram,
+def verify_program(program: 'torch.export.ExportedProgram',
                    model: nn.Module,
                    shapes: Sequence[Shape],
                    seed: int = 0) -> List[Check]:

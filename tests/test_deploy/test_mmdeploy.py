@@ -2,23 +2,27 @@
 Runtime with MMDeploy's dynamic instance-segmentation settings giving PyTorch's detections at the
 export size and at two other sizes (tools/deployment/deploy_detector.py)."""
 import os.path as osp
-import sys
+import runpy
+from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 
-pytest.importorskip('onnxruntime')
+pytest.importorskip('onnxruntime', reason='onnxruntime is not installed (pip install -e .[deploy])')
 pytest.importorskip('mmdeploy', reason='MMDeploy is not installed (tools/setup_env.sh installs '
                     'mmdeploy==1.3.1)')
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'deployment'))
-import deploy_detector  # noqa: E402
-
-from glmix_mm.deploy.detections import compare_detections  # noqa: E402
 from glmix_mm.deploy.mmdeploy_compat import apply_mmdeploy_compat  # noqa: E402
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def load_tool(path: str) -> SimpleNamespace:
+    """The functions of a tool script, without running it and without a ``sys.path`` edit."""
+    return SimpleNamespace(**runpy.run_path(osp.join(ROOT, 'tools', path)))
+
+
+deploy_detector = load_tool('deployment/deploy_detector.py')
 
 
 def test_compat_is_applied_once_and_only_on_request():
@@ -34,23 +38,11 @@ def test_compat_is_applied_once_and_only_on_request():
     assert len(records['torch.onnx.export']) == 1
 
 
-def test_compare_detections_pairs_by_label_and_overlap():
-    boxes = np.array([[0, 0, 10, 10], [20, 20, 40, 40]], np.float32)
-    ref = dict(bboxes=boxes, scores=np.array([0.9, 0.5]), labels=np.array([0, 1]))
-    same = dict(bboxes=boxes[::-1] + 1e-3, scores=np.array([0.5, 0.9]), labels=np.array([1, 0]))
-    result = compare_detections(ref, same)
-    assert result.num_paired == 2 and result.max_box_error == pytest.approx(1e-3, rel=1e-3)
-    assert result.equal(1e-2, 1e-4, 1e-3)
-    other_label = dict(same, labels=np.array([0, 1]))
-    assert compare_detections(ref, other_label).num_paired == 0
-    assert not compare_detections(ref, other_label).equal(1e-2, 1e-4, 1e-3)
-
-
 @pytest.fixture(scope='module')
 def small_detector(tmp_path_factory):
     """The demo Mask R-CNN config with a small GLNet-4G layout, and one demo image."""
-    import make_demo_data
     from mmengine.config import Config
+    make_demo_data = load_tool('make_demo_data.py')
     out = tmp_path_factory.mktemp('mmdeploy')
     make_demo_data.main(['--out', str(out / 'data'), '--num-train', '1', '--num-val', '1'])
     cfg = Config.fromfile(osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py'))

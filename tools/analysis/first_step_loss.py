@@ -8,16 +8,16 @@ LayerNorms (the configs' choice), and with mmdet's ResNet-50.
 """
 import argparse
 import os.path as osp
-import sys
 
 import torch
 from mmengine.config import Config
 from mmengine.hub import get_config
 from mmengine.registry import init_default_scope
 
+import glmix_mm  # noqa: F401  (registers the models)
+from glmix_mm.utils.cli import at_least
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-import glmix_mm  # noqa: E402,F401
 
 VARIANTS = {
     'GLNet-4G, raw stage outputs (out_norm=None)': dict(out_norm=None),
@@ -73,8 +73,8 @@ def first_step(variant, batch: int, size: int) -> tuple:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--size', type=int, default=256)
-    parser.add_argument('--batch', type=int, default=4)
+    parser.add_argument('--size', type=at_least(32), default=256)
+    parser.add_argument('--batch', type=at_least(1), default=4)
     args = parser.parse_args()
     for name, variant in VARIANTS.items():
         loss, grad = first_step(variant, args.batch, args.size)

@@ -31,6 +31,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, NamedTuple, Optional
 
+from glmix_mm.utils.cli import at_least
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 GLNET_CKPT = 'checkpoints/demo/glnet_4g_pretrained.pth'
 R50_CKPT = 'checkpoints/demo/resnet50_pretrained.pth'
@@ -191,8 +193,8 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     parser.add_argument('--only', nargs='+', choices=[r.name for r in RUNS],
                         help='run only these rows')
     parser.add_argument('--work-dir', default='work_dirs/pretrain_finetune')
-    parser.add_argument('--jobs', type=int, default=1, help='runs at once')
-    parser.add_argument('--threads', type=int, default=None,
+    parser.add_argument('--jobs', type=at_least(1), default=1, help='runs at once')
+    parser.add_argument('--threads', type=at_least(1), default=None,
                         help='CPU threads per run (default: CPUs / jobs)')
     parser.add_argument('--rerun', action='store_true', help='rerun rows already recorded')
     return parser.parse_args(argv)

@@ -30,9 +30,8 @@ from typing import List, Optional, Sequence, Tuple
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-import glmix_mm  # noqa: E402,F401  (registers the models)
-from glmix_mm.deploy.detections import DetectionComparison, compare_detections  # noqa: E402
+import glmix_mm  # noqa: F401  (registers the models)
+from glmix_mm.deploy.detections import DetectionComparison, compare_detections
 
 DEFAULT_DEPLOY_CFG = osp.join(ROOT, 'configs/deploy/instance-seg_onnxruntime_dynamic.py')
 

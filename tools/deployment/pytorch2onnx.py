@@ -27,17 +27,12 @@ from typing import List, Optional, Sequence
 import torch
 import torch.nn as nn
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, ROOT)
-from glmix_mm.deploy import onnx_export  # noqa: E402
-from glmix_mm.models import Conformer, GLNet  # noqa: E402  (also registers the models)
+from glmix_mm.analysis.inputs import parse_shape
+from glmix_mm.analysis.zoo import CONFORMER_ARCHS
+from glmix_mm.compat import UnsupportedTorchError
+from glmix_mm.deploy import onnx_export
+from glmix_mm.models import Conformer, GLNet  # (also registers the models)
 
-CONFORMER_ARCHS = {
-    'conformer-ti': dict(arch='tiny', patch_size=16),
-    'conformer-s16': dict(arch='small', patch_size=16),
-    'conformer-s32': dict(arch='small', patch_size=32),
-    'conformer-b': dict(arch='base', patch_size=16),
-}
 # Verified by default: the export size, a second batch, sizes that are not multiples of 32 and a
 # size larger than the export size (Conformer: sizes it accepts).
 DEFAULT_VERIFY = ('2x3x256x320', '1x3x200x328', '1x3x480x640')
@@ -155,11 +150,11 @@ def export_and_verify(args: argparse.Namespace) -> int:
     backbone_cfg = (backbone_cfg_from_arch(args.arch, args.mhsa_window) if args.arch else
                     backbone_cfg_from_config(args.config, args.mhsa_window))
     model = build_backbone(backbone_cfg, args.checkpoint, args.seed)
-    example_shape = onnx_export.parse_shape(args.shape)
+    example_shape = parse_shape(args.shape)
     if args.verify_shapes is None:
         defaults = DEFAULT_VERIFY_CONFORMER if isinstance(model, Conformer) else DEFAULT_VERIFY
         args.verify_shapes = [args.shape] + [s for s in defaults if s != args.shape]
-    shapes: List[onnx_export.Shape] = [onnx_export.parse_shape(s) for s in args.verify_shapes]
+    shapes: List[onnx_export.Shape] = [parse_shape(s) for s in args.verify_shapes]
     check_shapes(model, [example_shape] + shapes)
     name = args.arch or osp.splitext(osp.basename(args.config))[0]
     out = args.out or f'{name}.{"pt2" if args.torch_export else "onnx"}'
@@ -199,7 +194,7 @@ def main(argv=None) -> int:
     except ImportError as error:
         print(f'error: {error}; install the deployment extra: pip install -e ".[deploy]"',
               file=sys.stderr)
-    except (UsageError, ValueError, FileNotFoundError) as error:
+    except (UsageError, UnsupportedTorchError, ValueError, FileNotFoundError) as error:
         print(f'error: {error}', file=sys.stderr)
     return 2
 

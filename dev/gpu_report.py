@@ -1,14 +1,14 @@
 """GPU report: GLNet-4G / 9G against Swin-T, ResNet-50 and ConvNeXt-T, eager and compiled.
 
 One markdown table (printed, and written to ``--out``) of the backbones of
-:mod:`benchmark` under bf16 autocast: inference and a training step (forward, scalar loss,
-backward) at 64x3x224x224 and 2x3x800x1280; for each model its eager latency, throughput,
+tools/analysis/benchmark.py (:mod:`glmix_mm.analysis`) under bf16 autocast: inference and a
+training step (forward, scalar loss, backward) at 64x3x224x224 and 2x3x800x1280; for each model its eager latency, throughput,
 speed relative to eager Swin-T and peak memory, whether a step under fp16 autocast stays finite
 (outputs, loss and gradients), and for its ``torch.compile`` twin (inductor) the compile time,
 the graph breaks and the speed relative to eager, timed in rounds alternating with the eager
 model.
 
-Meant to be run by ``tools/analysis/gpu_report.sh``, which first installs the OpenMMLab wheels
+Meant to be run by ``dev/gpu_report.sh``, which first installs the OpenMMLab wheels
 where they are missing. It keeps to a time budget (``--budget-s``, 8 minutes by default, counted
 from ``--started-at``): every eager measurement runs first (seconds), then the compiled twins
 one at a time, most wanted first, each only while the budget still holds its estimated compile
@@ -25,7 +25,6 @@ mmcv-lite (mmcv without its compiled ops) is enough: the backbones use no mmcv o
 """
 import argparse
 import importlib.util
-import os.path as osp
 import sys
 import time
 import types
@@ -75,7 +74,7 @@ def allow_mmcv_lite() -> bool:
     except ImportError:
         pass
     ext = types.ModuleType('mmcv._ext')
-    ext.__doc__ = 'Stand-in for the compiled ops that mmcv-lite lacks (tools/analysis).'
+    ext.__doc__ = 'Stand-in for the compiled ops that mmcv-lite lacks (dev/gpu_report.py).'
 
     def __getattr__(name: str):
         if name.startswith('__'):
@@ -136,7 +135,7 @@ def shape_of(case: Case, dry_run: bool) -> str:
 def bench_args(models: Sequence[str], case: Case, args: argparse.Namespace,
                compile: bool = False):
     """The :mod:`benchmark` arguments of one run."""
-    import benchmark
+    from glmix_mm.analysis import benchmark
     argv = list(models) + ['--device', args.device, '--amp', 'bf16', '--mode', case.mode,
                            '--shape', shape_of(case, args.dry_run), '--warmup', str(args.warmup),
                            '--repeats', str(args.repeats)]
@@ -148,11 +147,11 @@ def bench_args(models: Sequence[str], case: Case, args: argparse.Namespace,
 def fp16_finite(entry, mode: str, x) -> str:
     """One step of ``entry``'s model under fp16 autocast: ``yes`` if the outputs (infer) or the
     loss and every gradient (train) are finite, else how many tensors are not."""
-    import benchmark
+    from glmix_mm.analysis import steps
     import torch
     model = entry.model
-    out = benchmark.backbone_step(model, x, mode, 'fp16')()
-    tensors = benchmark._tensors(out)
+    out = steps.backbone_step(model, x, mode, 'fp16')()
+    tensors = steps._tensors(out)
     if mode == 'train':
         tensors += [p.grad for p in model.parameters() if p.grad is not None]
         model.zero_grad(set_to_none=True)
@@ -162,14 +161,14 @@ def fp16_finite(entry, mode: str, x) -> str:
 
 def run_eager(case: Case, args: argparse.Namespace) -> Dict[str, Row]:
     """Every model eager, in alternating rounds, then its fp16 check."""
-    import benchmark
+    from glmix_mm.analysis import inputs, steps, timing
     import torch
     bargs = bench_args(args.models, case, args)
-    x = benchmark.make_input(bargs.shape_tuple, args.device, bargs.seed)
-    entries = benchmark.build_entries(bargs, x)
-    rounds = benchmark.run_rounds(entries, args.device, bargs.warmup, bargs.repeats)
+    x = inputs.make_input(bargs.shape_tuple, args.device, bargs.seed)
+    entries = steps.build_entries(bargs, x)
+    rounds = timing.run_rounds(entries, args.device, bargs.warmup, bargs.repeats)
     ref = REF if REF in args.models else entries[0].spec.label
-    results = benchmark.summarize(entries, rounds.times, bargs.shape_tuple[0], ref, rounds.peaks)
+    results = timing.summarize(entries, rounds.times, bargs.shape_tuple[0], ref, rounds.peaks)
     rows = {}
     for entry, result in zip(entries, results):
         try:
@@ -185,7 +184,7 @@ def run_eager(case: Case, args: argparse.Namespace) -> Dict[str, Row]:
 
 def run_compiled(case: Case, model: str, args: argparse.Namespace) -> Row:
     """``model`` and its compiled twin in alternating rounds; the twin's row."""
-    import benchmark
+    from glmix_mm.analysis import benchmark
     import torch
     torch._dynamo.reset()  # fresh caches: no recompile limit reached across runs
     rows, _ = benchmark.benchmark(bench_args([model], case, args, compile=True))
@@ -218,7 +217,7 @@ def _ms(result, attr: str, fmt: str = '{:.1f}') -> str:
 def format_report(rows: List[Row], args: argparse.Namespace, info: Dict[str, str],
                   skipped: List[str], elapsed: float) -> str:
     """The markdown report: machine, settings, the table, what was left out."""
-    import benchmark
+    from glmix_mm.analysis import report
     ref_medians = {r.case: r.result.median_ms for r in rows
                    if r.model == REF and not r.compiled and r.result is not None}
     what = ('DRY RUN on the CPU with tiny inputs (a check of the script, not a measurement)'
@@ -241,9 +240,9 @@ def format_report(rows: List[Row], args: argparse.Namespace, info: Dict[str, str
     for r in rows:
         res = r.result
         ref = ref_medians.get(r.case)
-        vs_ref = '-' if res is None or ref is None else benchmark.speed_text(
+        vs_ref = '-' if res is None or ref is None else report.speed_text(
             ref / res.median_ms, r.model == REF and not r.compiled)
-        vs_eager = '-' if res is None or res.vs_eager is None else benchmark.speed_text(
+        vs_eager = '-' if res is None or res.vs_eager is None else report.speed_text(
             res.vs_eager, False)
         breaks = '-' if res is None or res.graph_breaks is None else str(res.graph_breaks)
         median = _ms(res, 'median_ms') if res is not None else (r.note or 'not run')
@@ -260,15 +259,14 @@ def format_report(rows: List[Row], args: argparse.Namespace, info: Dict[str, str
 def main(argv: Optional[Sequence[str]] = None) -> List[Row]:
     args = parse_args(argv)
     stand_in = allow_mmcv_lite()
-    sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-    import benchmark
+    from glmix_mm.analysis import report
     import torch
     if args.device == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('gpu_report: no CUDA GPU visible (torch.cuda.is_available() is False); '
                          'use --dry-run to check the script on the CPU.')
     if args.dry_run:
         torch.set_num_threads(1)
-    info = benchmark.machine_info(args.device)
+    info = report.machine_info(args.device)
     if stand_in:
         info['mmcv'] = 'mmcv-lite (compiled ops replaced by a stand-in)'
     cases = [c for c in CASES if c.name in args.cases]

@@ -1,11 +1,10 @@
-"""tools/analysis/get_flops.py: published FLOPs of every arch, exact attention counts, configs,
+"""glmix_mm/analysis/flops.py (tools/analysis/get_flops.py): published FLOPs of every arch, exact attention counts, configs,
 error messages.
 
 Every arch is traced once at 224x224 (one thread, which is faster than two on a shared 2-core
 machine); the whole file takes about 25 s on 2 CPU cores.
 """
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -13,8 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
-import get_flops  # noqa: E402
+from glmix_mm.analysis import flops as get_flops
 
 ARCHS = list(get_flops.ARCHS)
 

@@ -1,4 +1,4 @@
-"""tools/analysis/benchmark.py: tables of alternated runs, reference ratios, upstream weight
+"""glmix_mm.analysis (tools/analysis/benchmark.py): tables of alternated runs, reference ratios, upstream weight
 sharing, AMP, synthetic full-model steps, peak memory, compiled twins (``--compile``, with the
 capture-only ``eager`` backend) and the error messages.
 
@@ -8,15 +8,14 @@ stack again: peak memory cannot be measured in a process that has run other mode
 """
 import mmap
 import os.path as osp
-import sys
 import types
 
 import pytest
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
-import benchmark  # noqa: E402
+from glmix_mm.analysis import (benchmark, inputs, profiling, report, steps, timing, upstream,
+                               zoo)
 
 TINY = ['--shape', '1x3x64x64', '--warmup', '0', '--repeats', '2']
 
@@ -46,14 +45,14 @@ def test_table_row_per_model_and_reference_ratio(mode, capsys):
 
 
 def test_ref_option_and_ratio_text():
-    entries = [benchmark.Benchmarked(benchmark.ModelSpec(label, 'r50'), None, None, 10**6)
+    entries = [steps.Benchmarked(zoo.ModelSpec(label, 'r50'), None, None, 10**6)
                for label in ('a', 'b')]
-    rows = benchmark.summarize(entries, {'a': [0.1, 0.3, 0.2], 'b': [0.4, 0.4]}, 2, ref='b')
+    rows = timing.summarize(entries, {'a': [0.1, 0.3, 0.2], 'b': [0.4, 0.4]}, 2, ref='b')
     assert [r.speed_vs_ref for r in rows] == [2.0, 1.0]
     assert rows[0].median_ms == pytest.approx(200) and rows[0].min_ms == pytest.approx(100)
     assert rows[0].images_per_s == pytest.approx(10)
-    assert benchmark.speed_text(2.0, False) == '2.00x faster'
-    assert benchmark.speed_text(0.5, False) == '2.00x slower'
+    assert report.speed_text(2.0, False) == '2.00x faster'
+    assert report.speed_text(0.5, False) == '2.00x slower'
     config = osp.join(ROOT, 'configs', 'glnet_stl_in1k.py')
     args = benchmark.parse_args(['glnet-stl', config, '--ref', config])
     assert args.ref == 'glnet_stl_in1k.py'  # a config's label is its file name
@@ -63,10 +62,10 @@ def test_rounds_alternate_in_rotated_order():
     calls = []
 
     def entry(label):
-        spec = benchmark.ModelSpec(label, 'r50')
-        return benchmark.Benchmarked(spec, torch.nn.Identity(), lambda: calls.append(label), 0)
+        spec = zoo.ModelSpec(label, 'r50')
+        return steps.Benchmarked(spec, torch.nn.Identity(), lambda: calls.append(label), 0)
 
-    rounds = benchmark.run_rounds([entry('a'), entry('b'), entry('c')], 'cpu', warmup=1,
+    rounds = timing.run_rounds([entry('a'), entry('b'), entry('c')], 'cpu', warmup=1,
                                   repeats=2)
     assert calls == ['a', 'b', 'c', 'b', 'c', 'a', 'c', 'a', 'b']
     assert {k: len(v) for k, v in rounds.times.items()} == {'a': 2, 'b': 2, 'c': 2}
@@ -84,23 +83,23 @@ def test_page_faults_count_first_touches_of_fresh_memory():
     # 64 MiB of fresh pages per step: 16384 faults with 4 KiB pages, at least 32 with 2 MiB
     # transparent huge pages.
     entries = [
-        benchmark.Benchmarked(benchmark.ModelSpec('touch', 'r50'), torch.nn.Identity(),
+        steps.Benchmarked(zoo.ModelSpec('touch', 'r50'), torch.nn.Identity(),
                               touch_fresh_memory, 0),
-        benchmark.Benchmarked(benchmark.ModelSpec('noop', 'r50'), torch.nn.Identity(),
+        steps.Benchmarked(zoo.ModelSpec('noop', 'r50'), torch.nn.Identity(),
                               lambda: None, 0)
     ]
-    rounds = benchmark.run_rounds(entries, 'cpu', warmup=1, repeats=3)
+    rounds = timing.run_rounds(entries, 'cpu', warmup=1, repeats=3)
     assert min(rounds.page_faults['touch']) >= 32
-    rows = benchmark.summarize(entries, rounds.times, 1, 'noop', rounds.peaks, rounds.page_faults)
+    rows = timing.summarize(entries, rounds.times, 1, 'noop', rounds.peaks, rounds.page_faults)
     assert rows[0].faults_per_step >= 32 > rows[1].faults_per_step
 
 
 @pytest.mark.parametrize('mode', ['infer', 'train'])
 def test_bf16_autocast_on_cpu(mode):
     torch.manual_seed(0)
-    model = benchmark.build_backbone(benchmark.parse_model('glnet-4g')).train(mode == 'train')
-    x = benchmark.make_input((1, 3, 64, 64), 'cpu')
-    outputs = benchmark._tensors(benchmark.backbone_step(model, x, mode, 'bf16')())
+    model = zoo.build_backbone(zoo.parse_model('glnet-4g')).train(mode == 'train')
+    x = inputs.make_input((1, 3, 64, 64), 'cpu')
+    outputs = steps._tensors(steps.backbone_step(model, x, mode, 'bf16')())
     assert outputs and all(torch.isfinite(t.float()).all() for t in outputs)
     if mode == 'infer':
         assert outputs[0].dtype == torch.bfloat16
@@ -110,17 +109,17 @@ def test_upstream_weights_are_shared(monkeypatch):
     """A stand-in for the authors' module: a GLNet-STL of ours with other random weights."""
     def glnet_stl():
         torch.manual_seed(1)
-        return benchmark.build_backbone(benchmark.parse_model('glnet-stl'))
+        return zoo.build_backbone(zoo.parse_model('glnet-stl'))
 
-    monkeypatch.setattr(benchmark, 'import_upstream_glnet',
-                        lambda repo: types.SimpleNamespace(glnet_stl=glnet_stl))
+    monkeypatch.setattr(upstream, 'import_upstream_glnet',
+                        lambda repo, tklb=False: types.SimpleNamespace(glnet_stl=glnet_stl))
     args = benchmark.parse_args(['glnet-stl', 'upstream-glnet-stl', '--glmix-repo', 'x'] + TINY)
-    x = benchmark.make_input(args.shape_tuple, 'cpu')
-    entries = [benchmark.build_benchmarked(spec, args, x) for spec in args.specs]
+    x = inputs.make_input(args.shape_tuple, 'cpu')
+    entries = [steps.build_benchmarked(spec, args, x) for spec in args.specs]
     ours, theirs = (e.model for e in entries)
     pairs = list(zip(ours.state_dict().values(), theirs.state_dict().values()))
     assert not all(torch.equal(a, b) for a, b in pairs)
-    diffs = benchmark.share_upstream_weights(entries, x)
+    diffs = steps.share_upstream_weights(entries, x)
     assert list(diffs) == [('glnet-stl', 'upstream-glnet-stl')]
     assert diffs[('glnet-stl', 'upstream-glnet-stl')] < 1e-5
     for (name, a), b in zip(ours.state_dict().items(), theirs.state_dict().values()):
@@ -130,9 +129,9 @@ def test_upstream_weights_are_shared(monkeypatch):
 def test_glnet_kwargs_reach_every_glnet_of_ours():
     args = benchmark.parse_args(['glnet-stl', 'r50', '--glnet-kwargs', 'out_indices=(3,)'] +
                                 TINY)
-    glnet, r50 = (benchmark.build_backbone(s, args.glnet_kwargs_dict) for s in args.specs)
+    glnet, r50 = (zoo.build_backbone(s, args.glnet_kwargs_dict) for s in args.specs)
     assert glnet.out_indices == (3, ) and r50.out_indices == (0, 1, 2, 3)
-    spec = benchmark.parse_model('glnet-stl:out_indices=(1,2),drop_path_rate=0.1')
+    spec = zoo.parse_model('glnet-stl:out_indices=(1,2),drop_path_rate=0.1')
     assert spec.kwargs == dict(out_indices=(1, 2), drop_path_rate=0.1)
 
 
@@ -149,14 +148,14 @@ def test_detector_synthetic_ground_truth():
     config = osp.join(ROOT, 'configs', 'demo', 'maskrcnn_glnet_4g_demo.py')
     args = benchmark.parse_args([config + ':model.backbone.arch=stl,model.neck.in_channels='
                                  '[96,192,384,768]', '--mode', 'train'] + TINY)
-    entry = benchmark.build_benchmarked(args.specs[0], args, None)
+    entry = steps.build_benchmarked(args.specs[0], args, None)
     assert torch.isfinite(entry.step())
 
 
 def test_cpu_peak_memory_in_a_fresh_process():
     args = benchmark.parse_args(['glnet-stl', '--mode', 'train', '--shape', '1x3x32x32',
                                  '--threads', '1'])
-    peak = benchmark.memory_in_subprocess(args, 'glnet-stl')
+    peak = timing.memory_in_subprocess(args, 'glnet-stl')
     # At least the gradients of GLNet-STL's 29.5M parameters (113 MiB in fp32).
     assert peak is not None and 100 < peak < 1000
 
@@ -202,7 +201,7 @@ def test_compiled_twins_run_in_the_same_rounds(capsys):
 def test_compile_options_and_graph_break_count():
     args = benchmark.parse_args(['r50', '--compile', '--compile-backend', 'aot_eager',
                                  '--compile-mode', 'max-autotune-no-cudagraphs', '--dynamic'])
-    assert benchmark.compile_options(args) == dict(
+    assert steps.compile_options(args) == dict(
         backend='aot_eager', mode='max-autotune-no-cudagraphs', dynamic=True)
     assert [s.label for s in args.specs] == ['r50', 'r50 (compiled)']
 
@@ -214,9 +213,9 @@ def test_compile_options_and_graph_break_count():
 
     torch._dynamo.reset()
     args = benchmark.parse_args(['r50', '--compile', '--compile-backend', 'eager'])
-    eager = benchmark.Benchmarked(benchmark.ModelSpec('one-break', 'r50'), OneBreak(), None, 0)
-    twin = benchmark.compiled_twin(eager, args, torch.zeros(3))
-    calls = benchmark.first_calls([eager, twin], 'cpu')
+    eager = steps.Benchmarked(zoo.ModelSpec('one-break', 'r50'), OneBreak(), None, 0)
+    twin = steps.compiled_twin(eager, args, torch.zeros(3))
+    calls = timing.first_calls([eager, twin], 'cpu')
     assert list(calls) == ['one-break (compiled)']
     assert calls['one-break (compiled)'].graph_breaks == 1
     assert torch.equal(twin.step(), torch.full((3, ), 2.))
@@ -230,7 +229,7 @@ def test_cuda_without_gpu(capsys):
 
 
 def test_kernel_classes_of_operators():
-    cls = benchmark.kernel_class
+    cls = profiling.kernel_class
     assert cls('aten::mkldnn_convolution', [[2, 8, 5, 5], [8, 1, 3, 3], [8]]) == \
         'depth-wise convolution'
     assert cls('aten::mkldnn_convolution', [[2, 8, 5, 5], [16, 8, 1, 1], [16]]) == \
@@ -248,12 +247,12 @@ def test_profile_splits_the_time_by_kernel_class(capsys):
     out = capsys.readouterr().out
     report = out[out.index('Profile of glnet-stl (2 steps'):]
     shares = {}
-    for kind in benchmark.KERNEL_CLASSES:
+    for kind in profiling.KERNEL_CLASSES:
         line = next(row for row in report.splitlines() if row.strip().startswith(kind))
         shares[kind] = float(line.split()[-1].rstrip('%'))
     assert sum(shares.values()) == pytest.approx(100, abs=0.5)
     # GLNet-STL runs dense and depth-wise convolutions, matmuls and SDPA on CPU.
-    assert all(shares[k] > 0 for k in benchmark.KERNEL_CLASSES)
+    assert all(shares[k] > 0 for k in profiling.KERNEL_CLASSES)
     top = report.split('top 3 operators')[1].splitlines()[1:4]
     assert all(line.split()[2].startswith('aten::') for line in top)
     times = [float(line.split()[0]) for line in top]
@@ -263,17 +262,15 @@ def test_profile_splits_the_time_by_kernel_class(capsys):
 def test_profile_rows_are_per_step():
     model = torch.nn.Linear(16, 16)
     x = torch.randn(4, 16)
-    entry = benchmark.Benchmarked(benchmark.ModelSpec('lin', 'r50'), model,
-                                  lambda: model(x), 0)
-    rows = benchmark.profile_entry(entry, 'cpu', steps=3)
+    entry = steps.Benchmarked(zoo.ModelSpec('lin', 'r50'), model, lambda: model(x), 0)
+    rows = profiling.profile_entry(entry, 'cpu', steps=3)
     addmm = next(r for r in rows if r.name == 'aten::addmm')
     assert addmm.calls == 1 and addmm.kind == 'matmul' and addmm.ms > 0
     assert rows == sorted(rows, key=lambda r: -r.ms)
 
 
 def test_upstream_import_names_the_clone_it_needs(tmp_path):
-    from upstream_glmix import import_upstream_glnet, upstream_glnet_factory
     with pytest.raises(ValueError, match=r'has no models/glnet\.py.*rayleizhu/GLMix'):
-        import_upstream_glnet(str(tmp_path))
+        upstream.import_upstream_glnet(str(tmp_path))
     with pytest.raises(ValueError, match=r'has no models/glnet_tklb\.py'):
-        upstream_glnet_factory(str(tmp_path), '4g_tklb')
+        upstream.upstream_glnet_factory(str(tmp_path), '4g_tklb')

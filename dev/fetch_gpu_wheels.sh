@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Download, where PyPI is reachable, the wheels that tools/analysis/gpu_report.sh installs on a
+# Download, where PyPI is reachable, the wheels that dev/gpu_report.sh installs on a
 # GPU machine that has torch but none of the OpenMMLab packages (Python 3.12, x86-64 Linux by
 # default): mmengine, mmcv-lite (mmcv without compiled ops: the backbones need none), mmdet (Swin-T,
 # ResNet-50), mmpretrain (ConvNeXt-T, and the blocks of our Conformer), and the dependencies of
 # theirs that such a machine lacks. About 9 MB, into a git-ignored folder.
 #
-#   bash tools/analysis/fetch_gpu_wheels.sh [DEST]     # default DEST: .gpu_wheels/
-#   GPU_PYTHON_VERSION=3.11 bash tools/analysis/fetch_gpu_wheels.sh   # another Python
+#   bash dev/fetch_gpu_wheels.sh [DEST]     # default DEST: .gpu_wheels/
+#   GPU_PYTHON_VERSION=3.11 bash dev/fetch_gpu_wheels.sh   # another Python
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DEST="${1:-$ROOT/.gpu_wheels}"
 PYVER="${GPU_PYTHON_VERSION:-3.12}"
 mkdir -p "$DEST"

@@ -1,6 +1,8 @@
-"""tools/analysis/gpu_report.sh / gpu_report.py: the dry run end to end on the CPU, the time
+"""dev/gpu_report.sh / gpu_report.py: the dry run end to end on the CPU, the time
 budget, and the mmcv-lite stand-in that lets mmdet's and mmpretrain's backbones import without
 mmcv's compiled ops (what a GPU machine with torch alone gets from fetch_gpu_wheels.sh)."""
+import importlib.util
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -10,16 +12,19 @@ import pytest
 import torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
-import gpu_report  # noqa: E402
+SCRIPT = osp.join(ROOT, 'dev', 'gpu_report.py')
+_spec = importlib.util.spec_from_file_location('gpu_report', SCRIPT)
+gpu_report = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(gpu_report)
 
 
+@pytest.mark.slow
 def test_dry_run_writes_one_table(tmp_path):
     """Through the shell script, as on a GPU machine, but tiny and on the CPU: the eager rows,
     the fp16 check and the compiled twins (eager backend) of two models in one case."""
     out = tmp_path / 'report.md'
     result = subprocess.run(
-        ['bash', osp.join(ROOT, 'tools/analysis/gpu_report.sh'), '--dry-run', '--models', 'r50',
+        ['bash', osp.join(ROOT, 'dev/gpu_report.sh'), '--dry-run', '--models', 'r50',
          'swin-t', '--cases', 'train-224', '--out', str(out)],
         cwd=str(tmp_path), capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -60,6 +65,7 @@ def test_estimates_follow_measured_compile_times():
     assert estimates.get('swin-t', 'infer') == gpu_report.DEFAULT_COMPILE_S['infer']
 
 
+@pytest.mark.slow
 def test_backbones_build_with_mmcv_lite():
     """``mmcv._ext`` made unimportable, as with mmcv-lite: with the stand-in, mmdet's Swin-T and
     ResNet, mmpretrain's ConvNeXt and GLNet import, build and run; a compiled op says what is
@@ -71,13 +77,16 @@ def test_backbones_build_with_mmcv_lite():
                 if name == 'mmcv._ext':
                     raise ImportError('no compiled ops (mmcv-lite)')
         sys.meta_path.insert(0, NoCompiledOps())
-        sys.path[:0] = [{ROOT!r}, {osp.join(ROOT, 'tools', 'analysis')!r}]
-        import gpu_report
+        import importlib.util
+        spec = importlib.util.spec_from_file_location('gpu_report', {SCRIPT!r})
+        gpu_report = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(gpu_report)
         assert gpu_report.allow_mmcv_lite()
-        import torch, benchmark
+        import torch
+        from glmix_mm.analysis import zoo
         x = torch.randn(1, 3, 64, 64)
         for name in ('glnet-4g', 'swin-t', 'r50', 'convnext-t'):
-            model = benchmark.build_backbone(benchmark.parse_model(name))
+            model = zoo.build_backbone(zoo.parse_model(name))
             model.eval()  # (mmdet's Swin-T.train returns None)
             with torch.no_grad():
                 assert len(model(x)) == 4, name
@@ -90,8 +99,10 @@ def test_backbones_build_with_mmcv_lite():
             raise AssertionError('the stand-in op ran')
         print('ok')
     ''')
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [ROOT] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                            timeout=900)
+                            timeout=900, env=env)
     assert result.returncode == 0 and result.stdout.strip() == 'ok', result.stderr[-3000:]
 
 
