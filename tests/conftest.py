@@ -7,33 +7,14 @@
   ``python tools/<path> ARGS`` would (same ``__main__``, same ``sys.argv``), and returns its exit
   code; its output is what ``capsys`` captures. No subprocess start-up, no ``sys.path`` edit.
 """
-import os.path as osp
-import runpy
-import sys
-
 import pytest
-
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers import run_tool as _run_tool
 
 
 def pytest_configure(config) -> None:
     config.addinivalue_line(
         'markers', 'slow: starts processes and takes tens of seconds or more (deselect with '
         '-m "not slow" for the fast tier)')
-
-
-def _run_tool(path: str, *args) -> int:
-    script = osp.join(ROOT, 'tools', path)
-    argv = sys.argv
-    sys.argv = [script, *map(str, args)]
-    try:
-        runpy.run_path(script, run_name='__main__')
-    except SystemExit as exit_:
-        code = exit_.code
-        return 0 if code is None else code if isinstance(code, int) else 1
-    finally:
-        sys.argv = argv
-    return 0
 
 
 @pytest.fixture

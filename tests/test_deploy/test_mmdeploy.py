@@ -2,8 +2,6 @@
 Runtime with MMDeploy's dynamic instance-segmentation settings giving PyTorch's detections at the
 export size and at two other sizes (tools/deployment/deploy_detector.py)."""
 import os.path as osp
-import runpy
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,13 +11,9 @@ pytest.importorskip('mmdeploy', reason='MMDeploy is not installed (tools/setup_e
                     'mmdeploy==1.3.1)')
 
 from glmix_mm.deploy.mmdeploy_compat import apply_mmdeploy_compat  # noqa: E402
+from helpers import load_tool  # noqa: E402
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def load_tool(path: str) -> SimpleNamespace:
-    """The functions of a tool script, without running it and without a ``sys.path`` edit."""
-    return SimpleNamespace(**runpy.run_path(osp.join(ROOT, 'tools', path)))
 
 
 deploy_detector = load_tool('deployment/deploy_detector.py')

@@ -1,11 +1,10 @@
 """Shared fixtures of the tool tests: a tiny generated demo dataset and its config options."""
 import os.path as osp
-import sys
 
 import pytest
+from helpers import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 
 def pytest_configure(config):
@@ -16,7 +15,7 @@ def pytest_configure(config):
 @pytest.fixture(scope='session')
 def demo_data(tmp_path_factory):
     """8 training and 4 validation images of 64x64 pixels."""
-    import make_demo_data
+    make_demo_data = load_tool('make_demo_data.py')
     out = tmp_path_factory.mktemp('demo')
     make_demo_data.main(['--out', str(out), '--num-train', '8', '--num-val', '4', '--size',
                          '64'])

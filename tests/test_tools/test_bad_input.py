@@ -20,6 +20,7 @@ from PIL import Image
 
 import glmix_mm  # noqa: F401
 from glmix_mm.runner import BadDatasetError, DatasetNotFoundError, check_datasets
+from helpers import run_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
@@ -364,9 +365,7 @@ def test_image_demo_draws_a_16bit_grayscale_png(images, tmp_path, capsys):
 
 @pytest.fixture(scope='module')
 def get_flops():
-    sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
-    import get_flops
-    return get_flops
+    return load_tool('tools/analysis/get_flops.py')
 
 
 @pytest.mark.parametrize('shape', [['40x56'], ['40', '56'], ['40X56']])
@@ -396,18 +395,16 @@ def test_get_flops_bad_arguments(get_flops, capsys, args, code, message):
 
 def test_converter_wrong_arch(tmp_path, capsys):
     """A file of another arch (here: a stem conv of GLNet-4G width) converted as GLNet-9G."""
-    sys.path.insert(0, osp.join(ROOT, 'tools', 'model_converters'))
-    import glnet2mm
     torch.save({'model': {'downsample_layers.0.1.weight': torch.zeros(32, 3, 3, 3)}},
                tmp_path / 'glnet_4g.pth')
-    assert glnet2mm.main([str(tmp_path / 'glnet_4g.pth'), str(tmp_path / 'out.pth'), '--arch',
-                          '9g']) == 1
+    assert run_tool('model_converters/glnet2mm.py', tmp_path / 'glnet_4g.pth',
+                    tmp_path / 'out.pth', '--arch', '9g') == 1
     err = capsys.readouterr().err
     assert err.startswith('error: ') and "GLNet(arch='9g')" in err and 'missing keys' in err
     assert not (tmp_path / 'out.pth').exists()
-    with pytest.raises(SystemExit) as exit_:
-        glnet2mm.main([str(tmp_path / 'glnet_4g.pth'), str(tmp_path / 'out.pth'), '--arch', '5g'])
-    assert exit_.value.code == 2 and "invalid choice: '5g'" in capsys.readouterr().err
+    assert run_tool('model_converters/glnet2mm.py', tmp_path / 'glnet_4g.pth',
+                    tmp_path / 'out.pth', '--arch', '5g') == 2
+    assert "invalid choice: '5g'" in capsys.readouterr().err
 
 
 def test_test_py_missing_checkpoint(tmp_path, capsys):

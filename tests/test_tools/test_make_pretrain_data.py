@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import make_pretrain_data as gen  # tools/ is on sys.path (conftest.py)
+from helpers import load_tool
+
+gen = load_tool('make_pretrain_data.py')
 
 
 def test_writes_a_folder_per_class_for_both_splits(tmp_path):

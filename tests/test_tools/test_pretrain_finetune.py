@@ -9,8 +9,9 @@ import pytest
 from mmengine.config import Config, DictAction
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis'))
-import pretrain_finetune as pf  # noqa: E402
+from helpers import load_tool
+
+pf = load_tool('analysis/pretrain_finetune.py')
 
 
 def configured(run: pf.Run) -> Config:

@@ -8,7 +8,6 @@ import torch
 from mmengine.config import Config
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tests', 'test_models'))
 
 
 def run_tool(*args):
@@ -42,7 +41,7 @@ def test_segmentation_demo_trains_and_reports_miou(demo_data, tmp_path):
 
 
 def test_classification_eval_on_tiny_folder_reports_top1(demo_data, tmp_path):
-    from test_glnet import random_upstream_checkpoint
+    from fakes import random_upstream_checkpoint
     ckpt = random_upstream_checkpoint('stl')
     ckpt['model']['head.weight'] = ckpt['model']['head.weight'][:3]
     ckpt['model']['head.bias'] = ckpt['model']['head.bias'][:3]
