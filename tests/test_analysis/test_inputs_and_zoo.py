@@ -45,7 +45,7 @@ def test_make_input_is_reproducible():
 def test_table_follows_the_arch_zoos():
     assert [n for n in zoo.BACKBONES if n.startswith('glnet-')] == [
         f'glnet-{arch}' for arch in GLNet.arch_zoo]
-    assert {kw['arch'] for kw in zoo.CONFORMER_ARCHS.values()} == set(Conformer.arch_zoo)
+    assert {kw['arch'] for kw in zoo.CONFORMER_ARCHS.values()} <= set(Conformer.arch_zoo)
     assert zoo.UPSTREAM_GLNETS == [f'upstream-glnet-{arch}' for arch in GLNet.arch_zoo]
     assert list(flops.ARCHS) == list(zoo.ARCH_KWARGS)  # the FLOP table covers the same archs
     assert zoo.BACKBONES['glnet-4g'][1] == dict(arch='4g', out_norm=None)

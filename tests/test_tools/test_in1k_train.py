@@ -15,6 +15,8 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+pytestmark = pytest.mark.slow  # tools in subprocesses, training runs
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ARCHS = {'stl': 0.1, '4g': 0.15, '9g': 0.3, '16g': 0.4}  # drop path (upstream README)
 BGR_MEAN = [103.53, 116.28, 123.675]

@@ -4,8 +4,11 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 import torch
 from mmengine.config import Config
+
+pytestmark = pytest.mark.slow  # tools in subprocesses, training runs
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

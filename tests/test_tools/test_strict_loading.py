@@ -12,6 +12,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+pytestmark = pytest.mark.slow  # tools in subprocesses, training runs
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
 

@@ -11,6 +11,8 @@ from PIL import Image
 
 from helpers import load_tool
 
+pytestmark = pytest.mark.slow  # tools in subprocesses, training runs
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
