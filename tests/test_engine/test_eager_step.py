@@ -3,6 +3,8 @@ import pytest
 import torch
 from mmengine.config import Config, ConfigDict
 
+from glmix_mm.compat import has_torch
+
 # As a config file gives it (a ConfigDict): the parameter groups become ConfigDicts too.
 PARAMWISE = ConfigDict(
     optimizer=dict(type='AdamW', lr=1e-2, weight_decay=0.05),
@@ -26,6 +28,8 @@ def test_compiled_train_step_updates_the_weights_with_the_hook(make_runner):
     assert runner.iter == 4
 
 
+@pytest.mark.skipif(not has_torch('2.12'), reason='the failure this test documents was seen with '
+                    "torch 2.12's dynamo; torch 2.1's traces MMEngine's optimizer step without it")
 def test_without_the_hook_dynamo_fails_inside_the_optimizer(make_runner):
     """What the hook is for: if this starts passing, MMEngine or dynamo no longer need it."""
     runner = compiled_runner(make_runner, [])
