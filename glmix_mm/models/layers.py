@@ -28,6 +28,8 @@ def _window_split(length: int, window: int, captured: bool) -> Tuple[int, int]:
     count = (length + window - 1) // window
     if isinstance(count, torch.Tensor):  # jit.trace (TorchScript ONNX export) traces sizes
         return window, count.clamp(min=2)
+    if isinstance(count, int):  # a static size (torch 2.1's dynamo refuses sym_max of ints)
+        return window, max(count, 2)
     return window, torch.sym_max(count, 2)
 
 
