@@ -11,7 +11,6 @@ the transformer blocks and are renamed on the fly by :func:`convert_conformer_st
 """
 import math
 import re
-from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -281,11 +280,11 @@ class Conformer(MMPretrainConformer):
                 f'transformer maps line up. Pad the images to multiples of {self.patch_size} '
                 '(e.g. pad_size_divisor=32 in the data preprocessor).')
 
-    def _run(self, module: Callable, *args: torch.Tensor):
+    def _run(self, module: Callable, *args: torch.Tensor, **kwargs):
         """Call ``module``, checkpointing its activations when ``with_cp`` applies."""
         if self.with_cp and self.training and torch.is_grad_enabled():
-            return cp.checkpoint(module, *args, use_reentrant=False)
-        return module(*args)
+            return cp.checkpoint(module, *args, use_reentrant=False, **kwargs)
+        return module(*args, **kwargs)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
         """Compute the selected CNN-branch feature maps.
@@ -298,7 +297,7 @@ class Conformer(MMPretrainConformer):
         """
         self._check_input(x)
         stem = self.maxpool(self.act1(self.bn1(self.conv1(x))))
-        feats = self._run(partial(self.conv_1, out_conv2=False), stem)
+        feats = self._run(self.conv_1, stem, out_conv2=False)
         tokens = self.trans_patch_conv(stem).flatten(2).transpose(1, 2)
         tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), tokens], dim=1)
         tokens = self._run(self.trans_1, tokens)

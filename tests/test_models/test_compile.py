@@ -17,6 +17,7 @@ import pytest
 import torch
 from torch._dynamo.testing import CompileCounter, CompileCounterWithBackend
 
+from glmix_mm.compat import has_torch
 from glmix_mm.models import GLNet, cpu_blocking
 from glmix_mm.models.conformer import Conformer
 
@@ -147,9 +148,14 @@ def test_dynamic_shapes_serve_new_sizes_without_recompiling(arch, shapes, max_gr
         for shape in shapes:
             x = image(shape)
             assert_close_outputs(compiled(x), model(x))
-    assert counter.frame_count <= max_graphs, counter.frame_count
+    # torch 2.1's symbolic shapes guard on the padding of GLNet-STL's first size and compile a
+    # second graph (seen 2026-12-05 with torch 2.1.2); later sizes reuse it there too.
+    assert counter.frame_count <= max_graphs + (0 if has_torch('2.12') else 1), \
+        counter.frame_count
 
 
+@pytest.mark.skipif(not has_torch('2.12'), reason="torch 2.1's dynamo cannot trace MMPretrain's "
+                    'transformer block (inspect.getfullargspec in its call path)')
 def test_conformer_fullgraph_inference_equals_eager():
     torch.manual_seed(0)
     model = Conformer(arch='tiny', patch_size=16).eval()
