@@ -21,10 +21,12 @@ def run_tool(*args, cwd=ROOT):
 
 
 def test_demo_data_is_exact_and_deterministic(demo_data, tmp_path):
-    import make_demo_data
     import numpy as np
     from PIL import Image
     from pycocotools import mask as mask_utils
+
+    from helpers import load_tool
+    make_demo_data = load_tool('make_demo_data.py')
     make_demo_data.main(['--out', str(tmp_path), '--num-train', '8', '--num-val', '4',
                          '--size', '64'])
     ann = 'coco/annotations/instances_train.json'
