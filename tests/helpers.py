@@ -1,17 +1,26 @@
 """Running and loading the command-line tools of ``tools/`` from tests, in this process and
 without ``sys.path`` edits (importable as ``helpers``: pytest puts ``tests/``, the folder of the
 root ``conftest.py``, on the path)."""
+import importlib.util
 import os.path as osp
 import runpy
 import sys
-from types import SimpleNamespace
+from types import ModuleType
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 
-def load_tool(path: str) -> SimpleNamespace:
-    """The functions of ``tools/<path>``, without running its ``__main__`` part."""
-    return SimpleNamespace(**runpy.run_path(osp.join(ROOT, 'tools', path)))
+def load_tool(path: str) -> ModuleType:
+    """``tools/<path>`` as a module (its ``__main__`` part not run), under a name of its own
+    (``tool_<path>``: ``tools/test.py`` is not the ``test`` package); setting its attributes
+    (``monkeypatch.setattr``) changes what its functions see."""
+    name = 'tool_' + path.replace('/', '_')[:-len('.py')]
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, 'tools', path))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before running it: dataclasses look their module up
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def run_tool(path: str, *args) -> int:
