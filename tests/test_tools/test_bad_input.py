@@ -4,13 +4,11 @@ names the problem and the fix, or that the input works and gives the right resul
 
 The tools run in this process (``main(argv)``), which is much faster than a subprocess each.
 """
-import importlib.util
 import json
 import os
 import os.path as osp
 import re
 import shutil
-import sys
 
 import numpy as np
 import pytest
@@ -20,6 +18,7 @@ from PIL import Image
 
 import glmix_mm  # noqa: F401
 from glmix_mm.runner import BadDatasetError, DatasetNotFoundError, check_datasets
+import helpers
 from helpers import run_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -28,15 +27,8 @@ COCO = osp.join(ROOT, 'configs/maskrcnn_glnet_4g_coco.py')
 
 
 def load_tool(path: str):
-    """A tool script as a module (its own name: ``tools/test.py`` is not the ``test``
-    package)."""
-    name = 'tool_' + path.replace('/', '_').replace('.py', '')
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, osp.join(ROOT, path))
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules[name] = module
-    return sys.modules[name]
+    """``tools/...`` as a module (:func:`helpers.load_tool`, which takes the path below tools/)."""
+    return helpers.load_tool(path[len('tools/'):])
 
 
 def error_line(capsys) -> str:
