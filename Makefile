@@ -8,8 +8,13 @@ PYTHON ?= python
 setup:
 	PYTHON=$(PYTHON) bash tools/setup_env.sh
 
+# The suite runs in TEST_JOBS worker processes (pytest-xdist), each test module on one worker
+# (its module fixtures built once); most tests use one core.
+TEST_JOBS ?= 2
+PYTEST_PARALLEL = -n $(TEST_JOBS) --dist loadscope
+
 test: setup
-	$(PYTHON) -m pytest tests -q
+	$(PYTHON) -m pytest tests -q $(PYTEST_PARALLEL)
 
 demo: setup
 	$(PYTHON) tools/run_demo.py
@@ -31,7 +36,7 @@ setup-oldest:
 # tools in subprocesses and Slurm jobs), to stay within its time limit beside the main suite;
 # test-oldest-all runs the whole suite on that stack.
 test-oldest: setup-oldest
-	PATH=$(OLDEST)/bin:$$PATH $(OLDEST)/bin/python -m pytest tests -q -m "not slow"
+	PATH=$(OLDEST)/bin:$$PATH $(OLDEST)/bin/python -m pytest tests -q $(PYTEST_PARALLEL) -m "not slow"
 
 test-oldest-all: setup-oldest
-	PATH=$(OLDEST)/bin:$$PATH $(OLDEST)/bin/python -m pytest tests -q
+	PATH=$(OLDEST)/bin:$$PATH $(OLDEST)/bin/python -m pytest tests -q $(PYTEST_PARALLEL)

@@ -1,6 +1,6 @@
-"""Running and loading the command-line tools of ``tools/`` from tests, in this process and
-without ``sys.path`` edits (importable as ``helpers``: pytest puts ``tests/``, the folder of the
-root ``conftest.py``, on the path)."""
+"""Shared by the tests (importable as ``helpers``: pytest puts ``tests/``, the folder of the root
+``conftest.py``, on the path): running and loading the command-line tools of ``tools/`` in this
+process without ``sys.path`` edits, and the channel widths a config's neck or head expects."""
 import importlib.util
 import os.path as osp
 import runpy
@@ -26,7 +26,12 @@ def load_tool(path: str) -> ModuleType:
 def run_tool(path: str, *args) -> int:
     """Run ``tools/<path> ARGS`` as ``python`` would (same ``__main__``, same ``sys.argv``) and
     return its exit code; its output goes where ``capsys`` captures it."""
-    script = osp.join(ROOT, 'tools', path)
+    return run_script(osp.join('tools', path), *args)
+
+
+def run_script(path: str, *args) -> int:
+    """:func:`run_tool` for any script of the repository (``path`` from its root)."""
+    script = osp.join(ROOT, path)
     argv = sys.argv
     sys.argv = [script, *map(str, args)]
     try:
@@ -37,3 +42,20 @@ def run_tool(path: str, *args) -> int:
     finally:
         sys.argv = argv
     return 0
+
+
+def decoder_in_channels(cfg) -> list:
+    """What the first module after the backbone expects from it."""
+    if cfg.model.get('neck') and 'in_channels' in cfg.model.neck:
+        return list(cfg.model.neck.in_channels)
+    if cfg.model.get('decode_head'):
+        return list(cfg.model.decode_head.in_channels)
+    return [cfg.model.head.in_channels]
+
+
+def backbone_out_channels(backbone) -> list:
+    """Output widths of a GLNet / Conformer (``out_channels``) or an OpenMMLab ResNet."""
+    if hasattr(backbone, 'out_channels'):
+        return list(backbone.out_channels)
+    expansion = getattr(backbone, 'expansion', None) or backbone.block.expansion
+    return [expansion * 64 * 2**i for i in backbone.out_indices]

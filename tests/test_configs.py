@@ -5,6 +5,7 @@ import os.path as osp
 
 import pytest
 from mmengine.config import Config
+from helpers import backbone_out_channels, decoder_in_channels
 from mmengine.registry import init_default_scope
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -29,23 +30,6 @@ def test_windowed_variant_changes_only_the_attention_window():
     assert base.model.backbone.get('mhsa_window') is None
     assert win.model.backbone.pop('mhsa_window') == 14
     assert win.to_dict() == base.to_dict()
-
-
-def decoder_in_channels(cfg: Config) -> list:
-    """What the first module after the backbone expects from it."""
-    if cfg.model.get('neck') and 'in_channels' in cfg.model.neck:
-        return list(cfg.model.neck.in_channels)
-    if cfg.model.get('decode_head'):
-        return list(cfg.model.decode_head.in_channels)
-    return [cfg.model.head.in_channels]
-
-
-def backbone_out_channels(backbone) -> list:
-    """Output widths of a GLNet / Conformer (``out_channels``) or an OpenMMLab ResNet."""
-    if hasattr(backbone, 'out_channels'):
-        return list(backbone.out_channels)
-    expansion = getattr(backbone, 'expansion', None) or backbone.block.expansion
-    return [expansion * 64 * 2**i for i in backbone.out_indices]
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=[osp.relpath(c, ROOT) for c in CONFIGS])

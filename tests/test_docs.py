@@ -11,18 +11,18 @@
 
 Brace groups expand as in the shell: ``configs/maskrcnn_glnet_{stl,4g}_coco.py`` names two.
 """
+import contextlib
 import glob
-import os
+import io
 import os.path as osp
 import re
 import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Dict, List
 
 import pytest
+from helpers import backbone_out_channels, decoder_in_channels, run_script
 from mmengine.config import Config
-from test_configs import backbone_out_channels, decoder_in_channels
 
 from glmix_mm.runner import build_model_from_cfg
 
@@ -109,37 +109,37 @@ def test_the_pages_name_scripts_and_configs():
     assert SCRIPT_RE.findall('MMDeploy\'s mmdeploy/tools/deploy.py, glmix_mm/tools/x.py') == []
 
 
-def script_command(script: str) -> List[str]:
+@dataclass
+class ScriptRun:
+    command: str
+    returncode: int
+    output: str
+
+
+def check_script(script: str) -> ScriptRun:
+    """A shell script through ``bash -n``; a Python script with ``--help``, in this process
+    (as ``python SCRIPT --help`` would run it, without paying the imports of torch and the
+    OpenMMLab libraries once per script)."""
     path = osp.join(ROOT, script)
     if script.endswith('.sh'):
-        return ['bash', '-n', path]
-    return [sys.executable, path, '--help']
-
-
-@pytest.fixture(scope='module')
-def script_runs() -> Dict[str, subprocess.CompletedProcess]:
-    """Every existing named script run once, a few at a time (each pays the imports of torch and
-    the OpenMMLab libraries, seconds of CPU)."""
-
-    def run(script):
-        return subprocess.run(script_command(script), cwd=ROOT, capture_output=True, text=True,
-                              timeout=300)
-
-    scripts = [s for s in SCRIPTS if osp.isfile(osp.join(ROOT, s))]
-    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1))) as pool:
-        return dict(zip(scripts, pool.map(run, scripts)))
+        result = subprocess.run(['bash', '-n', path], capture_output=True, text=True,
+                                timeout=60)
+        return ScriptRun(f'bash -n {script}', result.returncode, result.stdout + result.stderr)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = run_script(script, '--help')
+    return ScriptRun(f'python {script} --help', code, out.getvalue())
 
 
 @pytest.mark.parametrize('script', list(SCRIPTS))
-def test_named_script_exists_and_answers_help(script, script_runs):
+def test_named_script_exists_and_answers_help(script):
     assert osp.isfile(osp.join(ROOT, script)), \
         f'{script}, named in {SCRIPTS[script]}, does not exist'
-    result = script_runs[script]
-    assert result.returncode == 0, (f'{" ".join(script_command(script))} exited '
-                                    f'{result.returncode}:\n{result.stdout[-2000:]}'
-                                    f'{result.stderr[-2000:]}')
+    result = check_script(script)
+    assert result.returncode == 0, \
+        f'{result.command} exited {result.returncode}:\n{result.output[-4000:]}'
     if script.endswith('.py'):
-        assert 'usage:' in result.stdout, result.stdout[-2000:]
+        assert 'usage:' in result.output, result.output[-2000:]
 
 
 @pytest.mark.parametrize('config', list(CONFIGS))

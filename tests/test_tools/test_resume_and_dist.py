@@ -66,7 +66,7 @@ def test_resume_after_sigkill_ends_with_the_same_weights(demo_options, tmp_path)
 @pytest.mark.slow
 def test_dist_train_runs_two_processes_on_cpu(demo_options, tmp_path):
     work = str(tmp_path / 'dist')
-    env = dict(os.environ, PORT='29577')
+    env = dict(os.environ, PORT=str(free_port()))
     result = subprocess.run(
         ['bash', 'tools/dist_train.sh', DEMO, '2', '--work-dir', work, '--cfg-options',
          *demo_options, 'train_cfg.max_epochs=1', 'train_cfg.val_interval=10'],

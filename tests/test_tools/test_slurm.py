@@ -45,6 +45,10 @@ def slurm(tmp_path_factory):
     subprocess.run(['bash', CLUSTER, 'stop', folder], timeout=60)
 
 
+def without(env: dict, name: str) -> dict:
+    return {k: v for k, v in env.items() if k != name}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -79,7 +83,7 @@ def test_preempted_job_requeues_and_ends_with_the_uninterrupted_weights(
     reference = subprocess.run(
         ['bash', 'tools/dist_train.sh', DEMO, '2', '--work-dir', straight, '--cfg-options',
          *options], cwd=ROOT, capture_output=True, text=True, timeout=900,
-        env=dict(slurm, PORT=str(free_port())))
+        env=dict(slurm, PORT=str(free_port()), OMP_NUM_THREADS='1'))
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     work, log = str(tmp_path / 'slurm'), str(tmp_path / 'job.log')
@@ -87,16 +91,23 @@ def test_preempted_job_requeues_and_ends_with_the_uninterrupted_weights(
         ['sbatch', '--parsable', '--requeue', '--ntasks=2', '--cpus-per-task=1', f'--output={log}',
          '--open-mode=append', 'tools/slurm_train.sh', 'debug', 'glmix', DEMO, work,
          '--cfg-options', *options], cwd=ROOT, capture_output=True, text=True, timeout=60,
-        env=dict(slurm, GPUS='2', GPUS_PER_NODE='2', CPUS_PER_TASK='1',
-                 MASTER_PORT=str(free_port())))
+        env=dict(without(slurm, 'OMP_NUM_THREADS'), GPUS='2', GPUS_PER_NODE='2',
+                 CPUS_PER_TASK='1', MASTER_PORT=str(free_port())))
     assert submitted.returncode == 0, submitted.stderr
     job = submitted.stdout.strip().split(';')[0]
     # The signal comes after the first iteration of epoch 2 is logged: in the middle of it.
-    wait_until(lambda: osp.exists(log) and 'Epoch(train) [2][1/4]' in open(log).read(), 900,
-               'the first iteration of epoch 2')
+    def in_epoch_2() -> bool:
+        assert job_state(job, slurm).get('JobState') in ('PENDING', 'RUNNING'), \
+            'the job ended before epoch 2: ' + (open(log).read()[-3000:] if osp.exists(log) else '')
+        return osp.exists(log) and 'Epoch(train) [2][1/4]' in open(log).read()
+
+    wait_until(in_epoch_2, 900, 'the first iteration of epoch 2')
     subprocess.run(['scancel', '--signal=USR1', '--batch', job], env=slurm, timeout=60,
                    check=True)
-    wait_until(lambda: job_state(job, slurm).get('Restarts', '0') != '0', 600, 'the requeue')
+    # Requeued: counted a restart and back in the queue (JobState passes through a transient
+    # state while the first run's step ends).
+    wait_until(lambda: job_state(job, slurm) == {'JobState': 'PENDING', 'Restarts': '1'}, 180,
+               'the requeue')
     # Slurm holds a requeued job back for two minutes (BeginTime); a cluster has other jobs to
     # run meanwhile, this one has none.
     subprocess.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now'], env=slurm,
