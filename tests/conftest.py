@@ -6,7 +6,12 @@
 * ``run_tool``: runs a command-line tool of ``tools/`` in this process, as
   ``python tools/<path> ARGS`` would (same ``__main__``, same ``sys.argv``), and returns its exit
   code; its output is what ``capsys`` captures. No subprocess start-up, no ``sys.path`` edit.
+* Every test leaves the process environment as it found it: code under test that sets launcher
+  variables (``MASTER_ADDR``, ``RANK``, ``LOCAL_RANK``) in this process would otherwise send
+  later tests' subprocesses (torchrun, srun) elsewhere.
 """
+import os
+
 import pytest
 from helpers import run_tool as _run_tool
 
@@ -22,3 +27,12 @@ def run_tool():
     """``run_tool('model_converters/glnet2mm.py', src, dst) -> exit code`` (see the module
     docstring)."""
     return _run_tool
+
+
+@pytest.fixture(autouse=True)
+def restore_environment():
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import torch
+from helpers import run_script
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
@@ -18,6 +19,23 @@ DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
 def run_tool(*args, cwd=ROOT):
     return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
                           timeout=900)
+
+
+@pytest.fixture
+def run_here(capsys, monkeypatch):
+    """``run_here(SCRIPT, *ARGS, cwd=...)``: a tool run in this process, as ``python SCRIPT
+    ARGS`` would run it (helpers.run_script), its exit code and output in a CompletedProcess.
+    For the mistakes that end before training: no interpreter start-up and imports per case;
+    an uncaught exception fails the test as a traceback would."""
+
+    def run(script, *args, cwd=ROOT):
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = run_script(osp.relpath(script, ROOT) if osp.isabs(script) else script, *args)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess([script, *args], code, out, err)
+
+    return run
 
 
 def test_demo_data_is_exact_and_deterministic(demo_data, tmp_path):
@@ -74,8 +92,9 @@ def test_train_then_test_gives_coco_metrics(demo_options, tmp_path):
     ('configs/maskrcnn_glnet_4g_coco.py', 'COCO 2017', 'cocodataset.org'),
     ('configs/upernet_glnet_4g_ade20k.py', 'ADE20K', 'sceneparsing.csail.mit.edu'),
 ])
-def test_missing_dataset_gives_instructions_not_traceback(tmp_path, config, name, url):
-    result = run_tool(osp.join(ROOT, 'tools/train.py'), osp.join(ROOT, config), '--work-dir',
+def test_missing_dataset_gives_instructions_not_traceback(run_here, tmp_path, config, name,
+                                                         url):
+    result = run_here(osp.join(ROOT, 'tools/train.py'), osp.join(ROOT, config), '--work-dir',
                       str(tmp_path), cwd=str(tmp_path))
     assert result.returncode == 2
     assert f'{name}' in result.stderr and 'not found' in result.stderr and url in result.stderr
@@ -94,23 +113,22 @@ def assert_one_line(result, *expected):
     assert 'error: ' in last and all(text in last for text in expected), result.stderr[-3000:]
 
 
-def test_missing_pretrained_weights_is_one_line_with_the_fix(demo_options, tmp_path):
+def test_missing_pretrained_weights_is_one_line_with_the_fix(run_here, demo_options, tmp_path):
     """The data in place, the backbone's init_cfg names a file that is not there."""
-    result = run_tool(osp.join(ROOT, 'tools/train.py'), FINETUNE, '--work-dir',
+    result = run_here(osp.join(ROOT, 'tools/train.py'), FINETUNE, '--work-dir',
                       str(tmp_path / 'work'), '--cfg-options', *demo_options, cwd=str(tmp_path))
     assert_one_line(result, 'model.backbone.init_cfg.checkpoint=checkpoints/demo/'
                     'glnet_4g_pretrained.pth does not exist', 'model.backbone.init_cfg=None')
 
 
 @pytest.mark.parametrize('launcher,variable', [('slurm', 'SLURM_PROCID'), ('pytorch', 'RANK')])
-def test_launcher_without_its_environment_is_one_line(demo_options, tmp_path, launcher,
-                                                      variable):
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith('SLURM_') and k not in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK')}
-    result = subprocess.run(
-        [sys.executable, 'tools/train.py', DEMO, '--work-dir', str(tmp_path), '--launcher',
-         launcher, '--cfg-options', *demo_options], cwd=ROOT, capture_output=True, text=True,
-        timeout=900, env=env)
+def test_launcher_without_its_environment_is_one_line(run_here, monkeypatch, demo_options,
+                                                      tmp_path, launcher, variable):
+    for key in list(os.environ):
+        if key.startswith('SLURM_') or key in ('RANK', 'WORLD_SIZE', 'LOCAL_RANK'):
+            monkeypatch.delenv(key)
+    result = run_here('tools/train.py', DEMO, '--work-dir', str(tmp_path), '--launcher',
+                      launcher, '--cfg-options', *demo_options)
     assert_one_line(result, f'--launcher {launcher} needs', variable)
 
 
@@ -130,8 +148,8 @@ def test_launcher_without_its_environment_is_one_line(demo_options, tmp_path, la
     ('test.py', [DEMO, '{file}', '--launcher', 'ssh'], "invalid choice: 'ssh'"),
     ('test.py', [DEMO, '{file}', '--work-dir', '{file}'], 'is a file'),
 ])
-def test_argument_mistakes_are_one_line(tmp_path, tool, args, expected):
+def test_argument_mistakes_are_one_line(run_here, tmp_path, tool, args, expected):
     existing = tmp_path / 'a_file'
     existing.write_text('')
     args = [a.replace('{file}', str(existing)) for a in args]
-    assert_one_line(run_tool(f'tools/{tool}', *args), expected)
+    assert_one_line(run_here(f'tools/{tool}', *args), expected)
