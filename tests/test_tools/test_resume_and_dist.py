@@ -170,6 +170,9 @@ def single_process_group(monkeypatch):
 def one_ddp_step() -> DistributedDataParallel:
     model = DistributedDataParallel(torch.nn.Linear(4, 4))
     model(torch.randn(2, 4)).sum().backward()
+    if gloo_worker_threads() == 0:  # while the group lives
+        pytest.skip("this torch's gloo does not name its worker threads (pt_gloo_runloop; "
+                    'unnamed on torch 2.1.2): they cannot be counted')
     return model
 
 
