@@ -106,25 +106,26 @@ def test_preempted_job_requeues_and_ends_with_the_uninterrupted_weights(
                    check=True)
     # Requeued: counted a restart and back in the queue (JobState passes through a transient
     # state while the first run's step ends).
-    wait_until(lambda: job_state(job, slurm) == {'JobState': 'PENDING', 'Restarts': '1'}, 180,
-               'the requeue')
-    # Slurm holds a requeued job back for two minutes (BeginTime); a cluster has other jobs to
-    # run meanwhile, this one has none.
-    subprocess.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now'], env=slurm,
-                   timeout=60, check=True)
-    wait_until(lambda: job_state(job, slurm).get('JobState') in ('COMPLETED', 'FAILED',
-                                                                 'CANCELLED'), 1200,
-               'the requeued job to end')
+    ended = ('COMPLETED', 'FAILED', 'CANCELLED')
+    wait_until(lambda: job_state(job, slurm) == {'JobState': 'PENDING', 'Restarts': '1'} or
+               job_state(job, slurm).get('JobState') in ended, 180, 'the requeue')
+    if job_state(job, slurm).get('JobState') == 'PENDING':
+        # Slurm holds a requeued job back for two minutes (BeginTime); a cluster has other
+        # jobs to run meanwhile, this one has none.
+        subprocess.run(['scontrol', 'update', f'JobId={job}', 'StartTime=now'], env=slurm,
+                       timeout=60, check=True)
+        wait_until(lambda: job_state(job, slurm).get('JobState') in ended, 1200,
+                   'the requeued job to end')
     out = open(log).read()
     assert 'SIGUSR1 received: stopping at this iteration boundary' in out
     assert f'requeueing job {job}' in out
     assert re.search(r'Saved \S+epoch_2_iter_\d\.pth before stopping', out), out[-3000:]
     state = job_state(job, slurm)['JobState']
     if state != 'COMPLETED':
-        # Seen twice on 2026-12-05 (docs/clusters.md): the requeued job ended FAILED without
-        # writing a line to its log; earlier that day the same flow ran to the end. Not yet
-        # run down: a known failure, not a pass. scontrol's record says why (Reason,
-        # ExitCode).
+        # Seen in three of four runs on 2026-12-05 (docs/clusters.md): the requeued job ended
+        # FAILED (Reason=NonZeroExitCode ExitCode=1:0) without writing a line to its log; in
+        # the fourth the same flow ran to the end with the reference's weights. Not yet run
+        # down: a known failure, not a pass.
         record = subprocess.run(['scontrol', 'show', 'job', job], capture_output=True,
                                 text=True, env=slurm, timeout=60).stdout
         pytest.xfail(f'the requeued job ended {state}: ' +
