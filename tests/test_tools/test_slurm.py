@@ -122,10 +122,10 @@ def test_preempted_job_requeues_and_ends_with_the_uninterrupted_weights(
     assert re.search(r'Saved \S+epoch_2_iter_\d\.pth before stopping', out), out[-3000:]
     state = job_state(job, slurm)['JobState']
     if state != 'COMPLETED':
-        # Seen in three of four runs on 2026-12-05 (docs/clusters.md): the requeued job ended
+        # Seen in three of five runs on 2026-12-05 (docs/clusters.md): the requeued job ended
         # FAILED (Reason=NonZeroExitCode ExitCode=1:0) without writing a line to its log; in
-        # the fourth the same flow ran to the end with the reference's weights. Not yet run
-        # down: a known failure, not a pass.
+        # the other two the requeued job ran to the end. Not yet run down: a known failure,
+        # not a pass.
         record = subprocess.run(['scontrol', 'show', 'job', job], capture_output=True,
                                 text=True, env=slurm, timeout=60).stdout
         pytest.xfail(f'the requeued job ended {state}: ' +
