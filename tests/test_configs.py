@@ -4,8 +4,8 @@ import importlib
 import os.path as osp
 
 import pytest
-from mmengine.config import Config
 from helpers import backbone_out_channels, decoder_in_channels
+from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))

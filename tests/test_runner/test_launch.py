@@ -12,12 +12,10 @@ TORCHRUN = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT')
 
 @pytest.fixture
 def clean_env(monkeypatch):
-    """No Slurm or torchrun variable; the launcher's variables that the code under test sets
-    are removed again afterwards (set first so that monkeypatch records them: a leaked
-    ``MASTER_ADDR`` would send later tests' torchrun runs to an unknown host)."""
-    for key in set(os.environ) | set(TORCHRUN):
+    """No Slurm or torchrun variable. What the code under test sets is removed after the test
+    by the root conftest's ``restore_environment``."""
+    for key in list(os.environ):
         if key.startswith('SLURM_') or key in TORCHRUN:
-            monkeypatch.setenv(key, '')
             monkeypatch.delenv(key)
     return monkeypatch
 
