@@ -32,9 +32,9 @@ OLDEST = $(CURDIR)/.venv-oldest
 setup-oldest:
 	VENV=$(OLDEST) bash tools/setup_oldest.sh
 
-# CI runs the fast tier there (-m "not slow": everything but the tests that start training runs,
-# tools in subprocesses and Slurm jobs), to stay within its time limit beside the main suite;
-# test-oldest-all runs the whole suite on that stack.
+# CI (.ci/run) runs the fast tier there after the main suite (-m "not slow": everything but the
+# tests that start training runs, tools in subprocesses and Slurm jobs), to stay within its time
+# limit; test-oldest-all runs the whole suite on that stack.
 test-oldest: setup-oldest
 	PATH=$(OLDEST)/bin:$$PATH $(OLDEST)/bin/python -m pytest tests -q $(PYTEST_PARALLEL) -m "not slow"
 

@@ -11,6 +11,10 @@ import torch
 
 #: The oldest torch glmix_mm runs on (also in setup.py's ``install_requires``).
 TORCH_FLOOR = (2, 1)
+#: ``torch.export.export(..., prefer_deferred_runtime_asserts_over_guards=True)`` with
+#: ``Dim`` dynamic shapes (``Dim`` arrived in 2.2, the keyword in 2.9: pytorch/pytorch#160111):
+#: the dynamic-shape export of glmix_mm (:mod:`glmix_mm.deploy.onnx_export`).
+TORCH_EXPORT_MIN = '2.9'
 
 
 class UnsupportedTorchError(RuntimeError):
@@ -89,3 +93,20 @@ if has_torch('2.4'):
     _cpu_autocast_enabled = partial(torch.is_autocast_enabled, 'cpu')
 else:
     _cpu_autocast_enabled = torch.is_autocast_cpu_enabled
+
+
+def cropped_copy(x: torch.Tensor, height, width) -> torch.Tensor:
+    """A fresh contiguous tensor holding ``x[:, :height, :width]`` (``x`` is (B, H, W, C)).
+
+    Under symbolic shapes the strides of a cropped view depend on whether anything was cropped,
+    which the shape solver would turn into a condition on the input size; a copy made by
+    ``narrow_copy`` has strides from its size alone. torch 2.1's AOT autograd has no derivative
+    for ``narrow_copy`` (compiled training would fail), so there the crop is cloned instead; the
+    dynamic-shape ``torch.export`` that needs the former is refused on that torch anyway.
+    """
+    if _narrow_copy_crops:
+        return torch.narrow_copy(torch.narrow_copy(x, 1, 0, height), 2, 0, width)
+    return x[:, :height, :width].clone(memory_format=torch.contiguous_format)
+
+
+_narrow_copy_crops = has_torch(TORCH_EXPORT_MIN)

@@ -24,6 +24,7 @@ from mmengine.runner import Runner
 
 import glmix_mm  # noqa: F401  (registers the models and hooks; loads checkpoints safely)
 from glmix_mm.checkpoint import CheckpointLoadError
+from glmix_mm.compat import UnsupportedTorchError
 from glmix_mm.engine import (CheckpointMismatchError, ResumableTrainingHook, ResumeError,
                              TrainingInterrupted, latest_checkpoint)
 from glmix_mm.runner import (DatasetNotFoundError, PretrainedNotFoundError, add_safety_hooks,
@@ -93,7 +94,8 @@ def run_training(cfg: Config) -> int:
     try:
         with unknown_types_refused():  # the data loaders' datasets and transforms
             runner.train()
-    except (CheckpointMismatchError, CheckpointLoadError, ResumeError) as e:
+    except (CheckpointMismatchError, CheckpointLoadError, ResumeError,
+            UnsupportedTorchError) as e:
         print(f'error: {e}', file=sys.stderr)
         return 1
     except KeyboardInterrupt as e:

@@ -163,11 +163,17 @@ def k_medoids(vectors: torch.Tensor, k: int, iters: int = 20) -> List[int]:
     return medoids
 
 
+PANEL_PX, DPI = 240, 100
+
+
 def draw(rgb: np.ndarray, assignments: Dict[str, torch.Tensor], num_shown: int,
          out: str) -> None:
     """One row per block: image, slot assignment map, ``num_shown`` representative slots."""
     rows, cols = len(assignments), 2 + num_shown
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.4 * rows), squeeze=False)
+    # 240-pixel panels at 100 dpi; inches from whole pixels, since 2.4 * 3 is 7.1999...: older
+    # matplotlib truncates that to 719 pixels.
+    fig, axes = plt.subplots(rows, cols, figsize=(PANEL_PX * cols / DPI, PANEL_PX * rows / DPI),
+                             squeeze=False)
     h, w = rgb.shape[:2]
     for row, (name, probs) in zip(axes, assignments.items()):
         up = F.interpolate(probs[None], size=(h, w), mode='bilinear', align_corners=False)[0]
@@ -183,7 +189,7 @@ def draw(rgb: np.ndarray, assignments: Dict[str, torch.Tensor], num_shown: int,
         for ax in row:
             ax.axis('off')
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=DPI)
     plt.close(fig)
 
 

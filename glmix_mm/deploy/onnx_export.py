@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from glmix_mm.compat import has_torch, require_torch
+from glmix_mm.compat import TORCH_EXPORT_MIN, has_torch, require_torch
 
 Shape = Tuple[int, int, int, int]
 
@@ -37,9 +37,6 @@ DEFAULT_OPSET = {'torchscript': 17, 'dynamo': 18}
 MIN_SIZE = 64
 MAX_SIZE = 8192
 MAX_BATCH = 1024
-#: ``torch.export.export(..., prefer_deferred_runtime_asserts_over_guards=True)`` with
-#: ``Dim`` dynamic shapes (``Dim`` arrived in 2.2, the keyword in 2.9: pytorch/pytorch#160111).
-TORCH_EXPORT_MIN = '2.9'
 #: The dynamo ONNX exporter converts :func:`export_program`'s program, so it needs as much.
 DYNAMO_ONNX_MIN = TORCH_EXPORT_MIN
 #: ``torch.onnx.export(dynamo=...)``: the keyword exists from 2.5; before, there is only the

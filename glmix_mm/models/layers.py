@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from glmix_mm.compat import graph_capture
+from glmix_mm.compat import cropped_copy, graph_capture
 
 
 def _window_split(length: int, window: int, captured: bool) -> Tuple[int, int]:
@@ -78,10 +78,9 @@ def window_self_attention(attn: nn.Module, x: torch.Tensor,
     out = out.view(B, rows, cols, win_h, win_w, C).transpose(2, 3)
     out = out.reshape(B, rows * win_h, cols * win_w, C)
     if captured and not torch.jit.is_tracing():
-        # Symbolic shapes (dynamo, torch.export): crop into a fresh map, since the strides of a
-        # cropped view depend on whether there was padding, which the shape solver would turn
-        # into a condition on the input size.
-        return torch.narrow_copy(torch.narrow_copy(out, 1, 0, H), 2, 0, W)
+        # Symbolic shapes (dynamo, torch.export): a fresh map, whose strides do not depend on
+        # whether there was padding.
+        return cropped_copy(out, H, W)
     return out[:, :H, :W]
 
 

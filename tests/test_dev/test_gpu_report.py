@@ -11,6 +11,8 @@ import textwrap
 import pytest
 import torch
 
+from glmix_mm.compat import torch_version
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(ROOT, 'dev', 'gpu_report.py')
 _spec = importlib.util.spec_from_file_location('gpu_report', SCRIPT)
@@ -19,6 +21,9 @@ _spec.loader.exec_module(gpu_report)
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(torch_version() < (2, 2), reason='the GPU report is a script for the lent GPU '
+                    "machines' torch; on torch 2.1.2 its dry run (compiled training twins) "
+                    'had not ended after 20 minutes (2026-12-05)')
 def test_dry_run_writes_one_table(tmp_path):
     """Through the shell script, as on a GPU machine, but tiny and on the CPU: the eager rows,
     the fp16 check and the compiled twins (eager backend) of two models in one case."""

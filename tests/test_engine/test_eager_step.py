@@ -3,7 +3,12 @@ import pytest
 import torch
 from mmengine.config import Config, ConfigDict
 
-from glmix_mm.compat import has_torch
+from glmix_mm.compat import UnsupportedTorchError, has_torch
+from glmix_mm.engine.hooks.eager_optimizer_step_hook import MMENGINE_COMPILE_MIN
+
+NEEDS_COMPILE_MIN = pytest.mark.skipif(
+    not has_torch(MMENGINE_COMPILE_MIN), reason="MMEngine's compile option needs PyTorch >= "
+    f'{MMENGINE_COMPILE_MIN}: refused on this torch (test_old_torch_refuses_the_option_in_one_line)')
 
 # As a config file gives it (a ConfigDict): the parameter groups become ConfigDicts too.
 PARAMWISE = ConfigDict(
@@ -17,6 +22,7 @@ def compiled_runner(make_runner, hooks):
                        cfg=Config(dict(compile=dict(backend='eager'))))
 
 
+@NEEDS_COMPILE_MIN
 def test_compiled_train_step_updates_the_weights_with_the_hook(make_runner):
     runner = compiled_runner(make_runner, [dict(type='EagerOptimizerStepHook')])
     before = {k: v.clone() for k, v in runner.model.state_dict().items()}
@@ -42,6 +48,16 @@ def test_without_the_hook_dynamo_fails_inside_the_optimizer(make_runner):
                     hook.restore_signal_handlers()
     assert 'torch._dynamo' in type(error.value).__module__ or 'dynamo' in str(error.value), \
         repr(error.value)
+
+
+def test_old_torch_refuses_the_option_in_one_line(make_runner, monkeypatch):
+    runner = compiled_runner(make_runner, [dict(type='EagerOptimizerStepHook')])
+    monkeypatch.setattr(torch, '__version__', '2.1.2+cu121')
+    with pytest.raises(UnsupportedTorchError) as error:
+        runner.call_hook('before_run')
+    assert str(error.value) == (
+        f"MMEngine's compile option (compile= in the config) needs PyTorch >= "
+        f'{MMENGINE_COMPILE_MIN} (found 2.1.2+cu121); upgrade torch to use it.')
 
 
 def test_the_hook_does_nothing_without_compile(make_runner):

@@ -102,16 +102,8 @@ def test_fullgraph_inference_equals_eager(arch, window, blocked_calls):
     assert_close_outputs(actual, expected)
 
 
-WINDOWED_TRAINING_ON_OLD_TORCH = pytest.mark.xfail(
-    not has_torch('2.2'), strict=True,
-    reason='AOT autograd of torch 2.1 has no derivative for aten::narrow_copy, which the '
-    'windows of a padded map trace to (seen with torch 2.1.2; docs/get_started.md)')
-
-
-@pytest.mark.parametrize(
-    'arch, window', [(arch, None) for arch in ARCHS] +
-    [pytest.param('4g', 7, marks=WINDOWED_TRAINING_ON_OLD_TORCH)],
-    ids=[f'{arch}-global' for arch in ARCHS] + ['4g-win7'])
+@pytest.mark.parametrize('arch, window', [(arch, None) for arch in ARCHS] + [('4g', 7)],
+                         ids=[f'{arch}-global' for arch in ARCHS] + ['4g-win7'])
 def test_fullgraph_training_step_gradients_equal_eager(arch, window):
     """Forward and backward through AOT autograd's graphs: the loss and every gradient."""
     x = image(GLOBAL_INPUT if window is None else WINDOW_INPUT)

@@ -12,6 +12,8 @@ import pytest
 import torch
 from helpers import run_script
 
+from glmix_mm.engine.hooks.eager_optimizer_step_hook import MMENGINE_COMPILE_MIN
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
 
@@ -119,6 +121,19 @@ def test_missing_pretrained_weights_is_one_line_with_the_fix(run_here, demo_opti
                       str(tmp_path / 'work'), '--cfg-options', *demo_options, cwd=str(tmp_path))
     assert_one_line(result, 'model.backbone.init_cfg.checkpoint=checkpoints/demo/'
                     'glnet_4g_pretrained.pth does not exist', 'model.backbone.init_cfg=None')
+
+
+def test_compile_option_on_an_old_torch_is_one_line(run_here, monkeypatch, demo_options,
+                                                    tmp_path):
+    """torch 2.1 (simulated here by its version string) refuses MMEngine's compile option."""
+    monkeypatch.setattr(torch, '__version__', '2.1.2+cu121')
+    result = run_here('tools/train.py', DEMO, '--work-dir', str(tmp_path), '--cfg-options',
+                      *demo_options, 'compile.backend=eager')
+    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: MMEngine's compile option (compile= in the config) needs PyTorch >= "
+        f'{MMENGINE_COMPILE_MIN} (found 2.1.2+cu121); upgrade torch to use it.')
+    assert not osp.exists(osp.join(str(tmp_path), 'epoch_1.pth'))
 
 
 @pytest.mark.parametrize('launcher,variable', [('slurm', 'SLURM_PROCID'), ('pytorch', 'RANK')])
