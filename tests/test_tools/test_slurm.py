@@ -128,8 +128,10 @@ def test_preempted_job_requeues_and_ends_with_the_uninterrupted_weights(
         # not a pass.
         record = subprocess.run(['scontrol', 'show', 'job', job], capture_output=True,
                                 text=True, env=slurm, timeout=60).stdout
+        logs = osp.join(osp.dirname(slurm['SLURM_CONF']), 'log')  # at debug level
         pytest.xfail(f'the requeued job ended {state}: ' +
-                     ' '.join(re.findall(r'(?:Reason|ExitCode|BatchFlag|Requeue)=\S+', record)))
+                     ' '.join(re.findall(r'(?:Reason|ExitCode|BatchFlag|Requeue|Restarts)=\S+',
+                                         record)) + f'; Slurm logs: {logs}')
     assert 'Resuming inside epoch 2' in out
     a, b = weights(osp.join(straight, 'epoch_2.pth')), weights(osp.join(work, 'epoch_2.pth'))
     # Bit for bit since Slurm tasks compute with CPUS_PER_TASK threads, as torchrun's processes
