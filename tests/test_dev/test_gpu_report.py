@@ -11,7 +11,7 @@ import textwrap
 import pytest
 import torch
 
-from glmix_mm.compat import torch_version
+from glmix_mm.compat import has_torch
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(ROOT, 'dev', 'gpu_report.py')
@@ -21,7 +21,7 @@ _spec.loader.exec_module(gpu_report)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(torch_version() < (2, 2), reason='the GPU report is a script for the lent GPU '
+@pytest.mark.skipif(not has_torch('2.2'), reason='the GPU report is a script for the lent GPU '
                     "machines' torch; on torch 2.1.2 its dry run (compiled training twins) "
                     'had not ended after 20 minutes (2026-12-05)')
 def test_dry_run_writes_one_table(tmp_path):

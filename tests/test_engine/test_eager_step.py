@@ -8,7 +8,8 @@ from glmix_mm.engine.hooks.eager_optimizer_step_hook import MMENGINE_COMPILE_MIN
 
 NEEDS_COMPILE_MIN = pytest.mark.skipif(
     not has_torch(MMENGINE_COMPILE_MIN), reason="MMEngine's compile option needs PyTorch >= "
-    f'{MMENGINE_COMPILE_MIN}: refused on this torch (test_old_torch_refuses_the_option_in_one_line)')
+    f'{MMENGINE_COMPILE_MIN}: refused on this torch '
+    '(test_old_torch_refuses_the_option_in_one_line)')
 
 # As a config file gives it (a ConfigDict): the parameter groups become ConfigDicts too.
 PARAMWISE = ConfigDict(
