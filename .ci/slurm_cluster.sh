@@ -35,12 +35,17 @@ start() {
     local host cpus
     host=$(hostname -s)
     cpus=$(nproc)
+    # cred_expire (default 120 s) is also how long Slurm holds a requeued job back: the hold
+    # keeps its new launch out of the second in which the node revoked the job's credential
+    # (a launch in that second is refused: "Job credential revoked", the job ends FAILED).
+    # 15 s here, so that the requeue test waits 16 s instead of 121.
     cat > "$DIR/slurm.conf" <<CONF
 ClusterName=glmix
 SlurmctldHost=$host
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+AuthInfo=cred_expire=15
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 SelectType=select/cons_tres
