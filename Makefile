@@ -3,7 +3,7 @@
 # docs/get_started.md has the times).
 PYTHON ?= python
 
-.PHONY: setup test demo finetune-demo setup-oldest test-oldest test-oldest-all
+.PHONY: setup test demo finetune-demo setup-oldest test-oldest test-oldest-fast
 
 setup:
 	PYTHON=$(PYTHON) bash tools/setup_env.sh
@@ -32,11 +32,11 @@ OLDEST = $(CURDIR)/.venv-oldest
 setup-oldest:
 	VENV=$(OLDEST) bash tools/setup_oldest.sh
 
-# CI (.ci/run) runs the fast tier there after the main suite (-m "not slow": everything but the
-# tests that start training runs, tools in subprocesses and Slurm jobs), to stay within its time
-# limit; test-oldest-all runs the whole suite on that stack.
+# CI (.ci/run) runs the whole suite there after the main suite; test-oldest-fast runs the fast
+# tier (-m "not slow": everything but the tests that start training runs, tools in
+# subprocesses and Slurm jobs).
 test-oldest: setup-oldest
-	PATH=$(OLDEST)/bin:$$PATH $(OLDEST)/bin/python -m pytest tests -q $(PYTEST_PARALLEL) -m "not slow"
-
-test-oldest-all: setup-oldest
 	PATH=$(OLDEST)/bin:$$PATH $(OLDEST)/bin/python -m pytest tests -q $(PYTEST_PARALLEL)
+
+test-oldest-fast: setup-oldest
+	PATH=$(OLDEST)/bin:$$PATH $(OLDEST)/bin/python -m pytest tests -q $(PYTEST_PARALLEL) -m "not slow"

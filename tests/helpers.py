@@ -1,6 +1,7 @@
 """Shared by the tests (importable as ``helpers``: pytest puts ``tests/``, the folder of the root
 ``conftest.py``, on the path): running and loading the command-line tools of ``tools/`` in this
-process without ``sys.path`` edits, and the channel widths a config's neck or head expects."""
+process without ``sys.path`` edits, the channel widths a config's neck or head expects, and the
+small demo detector of the tool tests."""
 import importlib.util
 import os.path as osp
 import runpy
@@ -8,6 +9,23 @@ import sys
 from types import ModuleType
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+# The demo detector as the tool tests train it (``demo_options``): the GLNet-STL backbone (12
+# blocks), and the neck and heads 64 channels wide instead of 256 (their convolutions are most
+# of a training step's time on the CPU).
+SMALL_DEMO_DETECTOR = {
+    'model.backbone.arch': 'stl', 'model.neck.in_channels': [96, 192, 384, 768],
+    'model.neck.out_channels': 64, 'model.rpn_head.in_channels': 64,
+    'model.rpn_head.feat_channels': 64, 'model.roi_head.bbox_roi_extractor.out_channels': 64,
+    'model.roi_head.bbox_head.in_channels': 64, 'model.roi_head.bbox_head.fc_out_channels': 256,
+    'model.roi_head.mask_roi_extractor.out_channels': 64,
+    'model.roi_head.mask_head.in_channels': 64, 'model.roi_head.mask_head.conv_out_channels': 64,
+}
+
+
+def cfg_options(options: dict) -> list:
+    """``--cfg-options`` arguments (``KEY=VALUE``) for a dict of config options."""
+    return [f"{key}={str(value).replace(' ', '')}" for key, value in options.items()]
 
 
 def load_tool(path: str) -> ModuleType:

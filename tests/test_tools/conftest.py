@@ -2,7 +2,7 @@
 import os.path as osp
 
 import pytest
-from helpers import load_tool
+from helpers import SMALL_DEMO_DETECTOR, cfg_options, load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -24,7 +24,8 @@ def demo_data(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def demo_options(demo_data):
-    """--cfg-options that point the demo detection config at ``demo_data``, small and fast."""
+    """--cfg-options that point the demo detection config at ``demo_data``, small and fast
+    (``SMALL_DEMO_DETECTOR``)."""
     root = f'{demo_data}/coco/'
     val = root + 'annotations/instances_val.json'
     return [
@@ -34,6 +35,5 @@ def demo_options(demo_data):
         'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
         'val_dataloader.num_workers=0', 'test_dataloader.num_workers=0',
         'val_dataloader.persistent_workers=False', 'test_dataloader.persistent_workers=False',
-        'model.backbone.arch=stl', 'model.neck.in_channels=[96,192,384,768]',
-        'randomness.seed=0'
+        'randomness.seed=0', *cfg_options(SMALL_DEMO_DETECTOR)
     ]

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from helpers import SMALL_DEMO_DETECTOR
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
@@ -33,12 +34,11 @@ def demo_model(options: dict):
     return MODELS.build(cfg.model)
 
 
-STL = {'model.backbone.arch': 'stl', 'model.neck.in_channels': [96, 192, 384, 768]}
 
 
 @pytest.fixture(scope='module')
 def files(tmp_path_factory):
-    """Checkpoints that do not fit the demo detector with an STL backbone."""
+    """Checkpoints that do not fit the small demo detector (an STL backbone)."""
     from glmix_mm.models import GLNet
     out = tmp_path_factory.mktemp('ckpts')
     paths = dict(
@@ -47,7 +47,7 @@ def files(tmp_path_factory):
         coco_classes=out / 'maskrcnn_stl_80.pth')  # the same detector with 80 classes
     torch.save({'state_dict': demo_model({}).state_dict()}, paths['other_arch'])
     torch.save({'state_dict': GLNet('stl').state_dict()}, paths['backbone_only'])
-    coco = demo_model({**STL, 'model.roi_head.bbox_head.num_classes': 80,
+    coco = demo_model({**SMALL_DEMO_DETECTOR, 'model.roi_head.bbox_head.num_classes': 80,
                        'model.roi_head.mask_head.num_classes': 80})
     torch.save({'state_dict': coco.state_dict()}, paths['coco_classes'])
     return {k: str(v) for k, v in paths.items()}
@@ -68,7 +68,7 @@ def test_test_py_allow_partial_evaluates_with_a_warning(demo_options, files, tmp
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert 'loading the keys that fit (allow_partial)' in log
-    assert 'roi_head.bbox_head.fc_cls.weight (81, 1024) vs (4, 1024)' in log
+    assert 'roi_head.bbox_head.fc_cls.weight (81, 256) vs (4, 256)' in log
     assert "'coco/bbox_mAP'" in result.stdout
 
 
@@ -76,7 +76,8 @@ def test_fine_tuning_skips_exactly_the_class_dependent_layers(files):
     from glmix_mm.engine import check_fit
     from glmix_mm.checkpoint import loaded_state_dict
     coco = loaded_state_dict(torch.load(files['coco_classes'], weights_only=True))
-    skipped = check_fit(demo_model(STL), coco, 'finetune')  # 80 classes -> the demo's 3
+    # 80 classes -> the demo's 3
+    skipped = check_fit(demo_model(SMALL_DEMO_DETECTOR), coco, 'finetune')
     assert sorted(skipped) == [
         f'roi_head.{layer}.{p}' for layer in ('bbox_head.fc_cls', 'bbox_head.fc_reg',
                                               'mask_head.conv_logits') for p in ('bias', 'weight')
