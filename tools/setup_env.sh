@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the pinned CPU stack for glmix_mm into the current Python environment, then glmix_mm
 # itself in editable mode. TORCH / TORCHVISION override the torch pair and WITH_DEPLOY=0 skips the
-# deployment extras (tools/setup_oldest.sh uses both for the oldest supported stack). Idempotent: a package already at the pinned version is left alone, so a
-# second run takes seconds. The first run builds mmcv 2.1.0 with its C++ ops from source (most of
+# deployment extras (tools/setup_oldest.sh uses both for the oldest supported stack).
+# Idempotent: a package already at the pinned version is left alone, so a second run takes
+# seconds. The first run builds mmcv 2.1.0 with its C++ ops from source (most of
 # the first run's time, docs/get_started.md); pip caches the wheel so later installs on the same
 # machine are fast.
 #
@@ -27,8 +28,8 @@ PYEOF
 }
 pipi() { $PY -m pip install --progress-bar off "$@"; }
 
-# 1. torch + torchvision from the registry's default build. The machine-local CPU wheel only
-#    exists for another torch version and its torchvision counterpart fails to import (DEVELOPERS.md).
+# 1. torch + torchvision from the registry's default build, pinned: a newer torch that pip may
+#    prefer can lack a torchvision of the same build that imports.
 if ! have torch "$TORCH" || ! have torchvision "$TORCHVISION"; then
   pipi "torch==$TORCH" "torchvision==$TORCHVISION"
 fi
@@ -65,4 +66,5 @@ if ! have mmdeploy "$MMDEPLOY"; then
 fi
 fi
 
-$PY -c 'import mmdet.models, mmseg.models, mmpretrain.models, mmcv.ops, glmix_mm; print("glmix_mm set-up OK")'
+$PY -c 'import mmdet.models, mmseg.models, mmpretrain.models, mmcv.ops, glmix_mm
+print("glmix_mm set-up OK")'

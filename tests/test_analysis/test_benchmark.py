@@ -1,6 +1,6 @@
-"""glmix_mm.analysis (tools/analysis/benchmark.py): tables of alternated runs, reference ratios, upstream weight
-sharing, AMP, synthetic full-model steps, peak memory, compiled twins (``--compile``, with the
-capture-only ``eager`` backend) and the error messages.
+"""glmix_mm.analysis (tools/analysis/benchmark.py): tables of alternated runs, reference ratios,
+upstream weight sharing, AMP, synthetic full-model steps, peak memory, compiled twins
+(``--compile``, with the capture-only ``eager`` backend) and the error messages.
 
 Tiny inputs (64x64 or less, one or two timed rounds); the whole file takes about 30 s on 2 CPU
 cores, a fourth of it in the fresh process of the memory test (which imports the OpenMMLab

@@ -1,5 +1,5 @@
-"""glmix_mm/analysis/flops.py (tools/analysis/get_flops.py): published FLOPs of every arch, exact attention counts, configs,
-error messages.
+"""glmix_mm/analysis/flops.py (tools/analysis/get_flops.py): published FLOPs of every arch, exact
+attention counts, configs, error messages.
 
 Every arch is traced once at 224x224 (one thread, which is faster than two on a shared 2-core
 machine); the whole file takes about 25 s on 2 CPU cores.
