@@ -3,7 +3,8 @@
 # docs/get_started.md has the times).
 PYTHON ?= python
 
-.PHONY: setup test demo finetune-demo setup-oldest test-oldest test-oldest-fast
+.PHONY: setup test demo finetune-demo setup-oldest test-oldest test-oldest-fast setup-py313 \
+	test-py313 test-py313-fast
 
 setup:
 	PYTHON=$(PYTHON) bash tools/setup_env.sh
@@ -24,19 +25,20 @@ demo: setup
 finetune-demo: setup
 	$(PYTHON) tools/analysis/pretrain_finetune.py --jobs 2
 
-# The oldest supported stack (Python 3.8, torch 2.1.2, mmcv 2.1.0 built for it) in .venv-oldest
-# (tools/setup_oldest.sh), and the whole suite on it (the venv's bin first on PATH, as activating
-# it would, so that the tools and scripts the tests start run on that stack too).
-OLDEST = $(CURDIR)/.venv-oldest
+# The other tested stacks, each in a virtual environment of its own (tools/setup_venv.sh):
+# oldest = Python 3.8, torch 2.1.2, numpy 1 (.venv-oldest); py313 = Python 3.13, torch 2.12.1,
+# numpy 2 (.venv-py313); mmcv 2.1.0 compiled for each. test-STACK runs the whole suite there,
+# test-STACK-fast the fast tier (-m "not slow": everything but the tests that start training
+# runs, tools in subprocesses and Slurm jobs). The venv's bin comes first on PATH, as activating
+# it would, so that the tools and scripts the tests start run on that stack too.
 
-setup-oldest:
-	VENV=$(OLDEST) bash tools/setup_oldest.sh
+setup-oldest setup-py313: setup-%:
+	bash tools/setup_venv.sh $*
 
-# CI (.ci/run) runs the whole suite there after the main suite; test-oldest-fast runs the fast
-# tier (-m "not slow": everything but the tests that start training runs, tools in
-# subprocesses and Slurm jobs).
-test-oldest: setup-oldest
-	PATH=$(OLDEST)/bin:$$PATH $(OLDEST)/bin/python -m pytest tests -q $(PYTEST_PARALLEL)
+IN_VENV = PATH=$(CURDIR)/.venv-$*/bin:$$PATH $(CURDIR)/.venv-$*/bin/python -m pytest tests -q
 
-test-oldest-fast: setup-oldest
-	PATH=$(OLDEST)/bin:$$PATH $(OLDEST)/bin/python -m pytest tests -q $(PYTEST_PARALLEL) -m "not slow"
+test-oldest test-py313: test-%: setup-%
+	$(IN_VENV) $(PYTEST_PARALLEL)
+
+test-oldest-fast test-py313-fast: test-%-fast: setup-%
+	$(IN_VENV) $(PYTEST_PARALLEL) -m "not slow"

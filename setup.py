@@ -27,9 +27,8 @@ setup(
         'det': ['mmdet>=3.0.0', 'pycocotools'],
         'seg': ['mmsegmentation>=1.0.0', 'ftfy', 'regex'],
         # ONNX export and ONNX Runtime checks (docs/deployment.md); versions tested with torch
-        # 2.12.1 and numpy<2 (ml_dtypes 0.6+ needs numpy 2).
-        'deploy': ['onnx==1.23.2', 'onnxruntime==1.32.0', 'onnxscript==0.7.2',
-                   'ml_dtypes>=0.5.4,<0.6'],
+        # 2.12.1 and numpy 2.
+        'deploy': ['onnx==1.23.2', 'onnxruntime==1.32.0', 'onnxscript==0.7.2'],
     },
     license='MIT',
     zip_safe=False,

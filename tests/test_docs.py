@@ -7,12 +7,16 @@
   the input channels its neck or head expects from the backbone;
 * every config snippet (a python block with a ``_base_``) builds its model, channels matching;
 * every relative link points to a file that exists, and to a heading of it where it names one;
+* every repository path the pages name (``glmix_mm/...``, ``tests/...``, ``dev/...``, a
+  module path relative to the package such as ``engine/loops.py``) exists, and every dotted
+  ``glmix_mm.x.y`` name imports;
 * the README is a front page that links to every page of docs/.
 
 Brace groups expand as in the shell: ``configs/maskrcnn_glnet_{stl,4g}_coco.py`` names two.
 """
 import contextlib
 import glob
+import importlib
 import io
 import os.path as osp
 import re
@@ -95,6 +99,81 @@ def anchors(text: str) -> List[str]:
             seen[anchor] = count + 1
             result.append(anchor if count == 0 else f'{anchor}-{count}')
     return result
+
+
+# Paths from the repository root; and paths the pages give relative to the package (a
+# subpackage first, ``hooks/`` being ``engine/hooks/``), in backquotes.
+REPO_PATH_RE = re.compile(
+    r'(?<![\w./~:-])(?:\.ci|configs|dev|docs|glmix_mm|tests|tools)/[\w./{},-]*')
+PACKAGE_PATH_RE = re.compile(
+    r'`((?:analysis|checkpoint|deploy|engine|hooks|models|runner|utils)/[\w./-]*)`')
+DOTTED_RE = re.compile(r'`(glmix_mm(?:\.\w+)+)')
+PACKAGE_DIRS = {'hooks': 'glmix_mm/engine/hooks'}  # else glmix_mm/<subpackage>
+# Paths in the upstream GLNet repository that backbones.md and classification.md name: not ours.
+UPSTREAM_PATHS = {'models/glnet_tklb.py', 'configs/main_cx2.yaml'}
+
+
+def named_paths() -> Dict[str, List[str]]:
+    """Every repository path the pages name, as a path from the root, with the pages naming it."""
+    found: Dict[str, List[str]] = {}
+
+    def add(path: str, page: str) -> None:
+        path = path.rstrip('.,:;')
+        if path in UPSTREAM_PATHS:
+            return
+        pages = found.setdefault(path, [])
+        if page not in pages:
+            pages.append(page)
+
+    for page, text in TEXTS.items():
+        for match in REPO_PATH_RE.finditer(text):
+            if text[match.end():match.end() + 1] in '<*':  # a placeholder: configs/glnet_<arch>
+                continue
+            for path in expand_braces(match.group(0)):
+                add(path, page)
+        for path in PACKAGE_PATH_RE.findall(text):
+            head, _, rest = path.partition('/')
+            if path not in UPSTREAM_PATHS:
+                add(f"{PACKAGE_DIRS.get(head, 'glmix_mm/' + head)}/{rest}", page)
+    return dict(sorted(found.items()))
+
+
+PATHS = named_paths()
+DOTTED = sorted({name for text in TEXTS.values() for name in DOTTED_RE.findall(text)})
+
+
+def test_the_pages_name_repository_paths():
+    assert {'glmix_mm/compat.py', 'tests/test_models/test_reference_outputs.py',
+            'glmix_mm/models/glmix.py', 'glmix_mm/engine/loops.py'} <= set(PATHS)
+    assert {'glmix_mm.compat.require_torch', 'glmix_mm.models.GLNet'} <= set(DOTTED)
+
+
+def test_named_repository_paths_exist():
+    missing = [f'{path} (named in {", ".join(pages)})' for path, pages in PATHS.items()
+               if not osp.exists(osp.join(ROOT, path))]
+    assert not missing, 'the docs name paths that do not exist: ' + '; '.join(missing)
+
+
+def resolve(name: str) -> object:
+    """The object a dotted name names: the longest importable module, then attributes."""
+    parts = name.split('.')
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module('.'.join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(name)
+
+
+@pytest.mark.parametrize('name', DOTTED)
+def test_named_dotted_name_resolves(name):
+    try:
+        resolve(name)
+    except (ImportError, AttributeError) as error:
+        pytest.fail(f'{name}, named in the docs, does not resolve: {error}')
 
 
 def test_the_pages_name_scripts_and_configs():
@@ -201,7 +280,8 @@ def test_readme_is_a_front_page_linking_every_docs_page():
 
 def test_make_targets_named_exist():
     with open(osp.join(ROOT, 'Makefile'), encoding='utf-8') as f:
-        targets = set(re.findall(r'^([\w-]+):', f.read(), re.MULTILINE))
+        rules = re.findall(r'^([\w][\w -]*):(?!=)', f.read(), re.MULTILINE)
+    targets = {target for rule in rules for target in rule.split()}  # `a b: %: ...` too
     named_targets = {t for text in TEXTS.values() for t in re.findall(r'`make ([\w-]+)', text)}
     assert {'demo', 'test'} <= named_targets
     assert named_targets <= targets, f'not in the Makefile: {named_targets - targets}'

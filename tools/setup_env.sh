@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
-# Installs the pinned CPU stack for glmix_mm into the current Python environment, then glmix_mm
-# itself in editable mode. TORCH / TORCHVISION override the torch pair and WITH_DEPLOY=0 skips the
-# deployment extras (tools/setup_oldest.sh uses both for the oldest supported stack).
-# Idempotent: a package already at the pinned version is left alone, so a second run takes
-# seconds. The first run builds mmcv 2.1.0 with its C++ ops from source (most of
-# the first run's time, docs/get_started.md); pip caches the wheel so later installs on the same
-# machine are fast.
+# Installs a pinned CPU stack for glmix_mm into the current Python environment, then glmix_mm
+# itself in editable mode. The stack: TORCH / TORCHVISION (default 2.12.1 / 0.27.1), NUMPY (a
+# requirement, default "numpy>=2"; the oldest stack passes "numpy<2" because torch 2.1's wheels
+# were built against numpy 1), WITH_DEPLOY=0 skips the deployment extras. tools/setup_venv.sh
+# makes the other tested stacks in virtual environments with this script.
 #
-# GPU users: install a CUDA build of torch first and build mmcv with CUDA ops instead (README).
+# Every pip call runs with these pins as constraints, so no step (mmengine pulls opencv-python,
+# which pulls the newest numpy) replaces the stack's torch or numpy.
+# Idempotent: a package already at the pinned version is left alone, so a second run takes
+# seconds. The first run builds mmcv 2.1.0 with its C++ ops (tools/build_mmcv.py, about 11
+# minutes on 2 cores); the wheel is cached per torch, so later environments install it in seconds.
+#
+# GPU users: install a CUDA build of torch first and build mmcv with CUDA ops instead
+# (docs/get_started.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 
 TORCH=${TORCH:-2.12.1}
 TORCHVISION=${TORCHVISION:-0.27.1}
+NUMPY=${NUMPY:-numpy>=2}
 WITH_DEPLOY=${WITH_DEPLOY:-1}
 MMCV=2.1.0
 MMDEPLOY=1.3.1
+
+CONSTRAINTS=$(mktemp)
+trap 'rm -f "$CONSTRAINTS"' EXIT
+printf 'torch==%s\ntorchvision==%s\n%s\n' "$TORCH" "$TORCHVISION" "$NUMPY" > "$CONSTRAINTS"
 
 have() {  # have DIST VERSION -> true when DIST is installed at exactly VERSION
   [ "$($PY - "$1" <<'PYEOF' 2>/dev/null
@@ -26,20 +36,21 @@ print(version(sys.argv[1]))
 PYEOF
 )" = "$2" ]
 }
-pipi() { $PY -m pip install --progress-bar off "$@"; }
+pipi() { $PY -m pip install --progress-bar off -c "$CONSTRAINTS" "$@"; }
 
 # 1. torch + torchvision from the registry's default build, pinned: a newer torch that pip may
-#    prefer can lack a torchvision of the same build that imports.
+#    prefer can lack a torchvision of the same build that imports; numpy as the stack wants it.
 if ! have torch "$TORCH" || ! have torchvision "$TORCHVISION"; then
   pipi "torch==$TORCH" "torchvision==$TORCHVISION"
 fi
+pipi "$NUMPY"
 
-# 2. mmcv 2.1.0 with its C++ ops. Its setup.py imports pkg_resources, so the build needs
-#    setuptools<70 (pip warns that torch's metadata asks for a newer one; it works).
+# 2. mmcv 2.1.0 with its C++ ops, compiled for this torch and Python. Its setup.py imports
+#    pkg_resources, so the build needs setuptools<70 (pip warns that torch's metadata asks for a
+#    newer one; it works).
 if ! have mmcv "$MMCV" || ! $PY -c 'import mmcv.ops' >/dev/null 2>&1; then
-  pipi "setuptools<70" wheel "numpy<2" ninja
-  pipi "mmengine==0.10.7"
-  MMCV_WITH_OPS=1 MAX_JOBS=2 pipi --no-build-isolation "mmcv==$MMCV"
+  pipi "setuptools<70" wheel ninja "mmengine==0.10.7"
+  pipi "$($PY tools/build_mmcv.py)"
 fi
 
 # 3. The OpenMMLab libraries and the rest of the pinned stack, then glmix_mm itself.
@@ -58,13 +69,13 @@ reqs = [Requirement(r.split(';')[0]) for r in requires('glmix_mm') if 'extra == 
 assert reqs and all(r.specifier.contains(version(r.name), prereleases=True) for r in reqs)
 PYEOF
 then
-  pipi --no-build-isolation -e ".[deploy]" "numpy<2"
+  pipi --no-build-isolation -e ".[deploy]"
 fi
 if ! have mmdeploy "$MMDEPLOY"; then
   pipi --no-deps "mmdeploy==$MMDEPLOY"
-  pipi aenum multiprocess prettytable terminaltables "numpy<2"
+  pipi aenum multiprocess prettytable terminaltables
 fi
 fi
 
-$PY -c 'import mmdet.models, mmseg.models, mmpretrain.models, mmcv.ops, glmix_mm
-print("glmix_mm set-up OK")'
+$PY -c 'import mmdet.models, mmseg.models, mmpretrain.models, mmcv.ops, numpy, torch, glmix_mm
+print(f"glmix_mm set-up OK: torch {torch.__version__}, numpy {numpy.__version__}")'
