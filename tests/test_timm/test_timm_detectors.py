@@ -3,6 +3,7 @@ torchvision's Mask R-CNN (c2-c5 through torchvision's FPN) trains a step on the 
 predicts; Hugging Face transformers' ``TimmBackbone`` builds it by name and DETR runs on it."""
 from collections import OrderedDict
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -32,16 +33,27 @@ class TimmFPN(nn.Module):
 
 
 def demo_batch(demo_data, split: str = 'train', size: int = 2):
-    """Images and Mask R-CNN targets of the demo COCO split, read by torchvision."""
-    from torchvision.datasets import CocoDetection, wrap_dataset_for_transforms_v2
-    from torchvision.transforms import v2
+    """Images and Mask R-CNN targets (boxes, labels, masks) of the demo COCO split.
+
+    Read with pycocotools: torchvision 0.16's COCO wrapper (``wrap_dataset_for_transforms_v2``,
+    the oldest stack's) fails on compressed RLE masks, the demo's.
+    """
+    from PIL import Image
+    from pycocotools.coco import COCO
+    from torchvision.transforms.functional import to_tensor
     root = demo_data / 'coco'
-    dataset = wrap_dataset_for_transforms_v2(
-        CocoDetection(str(root / split), str(root / 'annotations' / f'instances_{split}.json'),
-                      transforms=v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])),
-        target_keys=('boxes', 'labels', 'masks'))
-    images, targets = zip(*(dataset[i] for i in range(size)))
-    return list(images), list(targets), len(dataset.coco.cats) + 1
+    coco = COCO(str(root / 'annotations' / f'instances_{split}.json'))
+    images, targets = [], []
+    for image_id in sorted(coco.imgs)[:size]:
+        annotations = coco.loadAnns(coco.getAnnIds(imgIds=image_id))
+        boxes = torch.tensor([a['bbox'] for a in annotations], dtype=torch.float32)
+        boxes[:, 2:] += boxes[:, :2]  # (x, y, w, h) -> (x1, y1, x2, y2)
+        masks = np.stack([coco.annToMask(a) for a in annotations])
+        image = Image.open(root / split / coco.imgs[image_id]['file_name']).convert('RGB')
+        images.append(to_tensor(image))
+        targets.append(dict(boxes=boxes, masks=torch.from_numpy(masks),
+                            labels=torch.tensor([a['category_id'] for a in annotations])))
+    return images, targets, len(coco.cats) + 1
 
 
 def test_torchvision_mask_rcnn_trains_a_step_and_predicts(demo_data):
