@@ -29,6 +29,9 @@ setup(
         # ONNX export and ONNX Runtime checks (docs/deployment.md); versions tested with torch
         # 2.12.1 and numpy 2.
         'deploy': ['onnx==1.23.2', 'onnxruntime==1.32.0', 'onnxscript==0.7.2'],
+        # GLNet and Conformer as timm models (glmix_mm.timm, docs/timm.md): 1.0.30 is the
+        # newest timm for Python 3.8 / 3.9, 1.0.31 the one tested on newer Pythons.
+        'timm': ['timm>=1.0.30'],
     },
     license='MIT',
     zip_safe=False,

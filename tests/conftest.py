@@ -3,6 +3,8 @@
 * ``slow``: a test that starts processes (training runs, tools in subprocesses, distributed or
   Slurm jobs) and takes tens of seconds or more. ``pytest -m "not slow" tests`` is the fast tier
   a developer runs in minutes; CI (``make test``) runs everything.
+* ``demo_data``: the tiny demo dataset of ``tools/make_demo_data.py`` (8 training and 4
+  validation images of 64x64 pixels, COCO and segmentation layouts), made once per session.
 * ``run_tool``: runs a command-line tool of ``tools/`` in this process, as
   ``python tools/<path> ARGS`` would (same ``__main__``, same ``sys.argv``), and returns its exit
   code; its output is what ``capsys`` captures. No subprocess start-up, no ``sys.path`` edit.
@@ -13,6 +15,7 @@
 import os
 
 import pytest
+from helpers import load_tool
 from helpers import run_tool as _run_tool
 
 
@@ -27,6 +30,16 @@ def run_tool():
     """``run_tool('model_converters/glnet2mm.py', src, dst) -> exit code`` (see the module
     docstring)."""
     return _run_tool
+
+
+@pytest.fixture(scope='session')
+def demo_data(tmp_path_factory):
+    """8 training and 4 validation images of 64x64 pixels."""
+    make_demo_data = load_tool('make_demo_data.py')
+    out = tmp_path_factory.mktemp('demo')
+    make_demo_data.main(['--out', str(out), '--num-train', '8', '--num-val', '4', '--size',
+                         '64'])
+    return out
 
 
 @pytest.fixture(autouse=True)

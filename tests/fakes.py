@@ -11,7 +11,8 @@ from glmix_mm.models.conformer import Conformer
 
 
 def random_upstream_checkpoint(arch: str, seed: int = 0) -> dict:
-    """An ImageNet checkpoint in the released layout: backbone, pre-head BN and head weights."""
+    """An ImageNet checkpoint in the released layout: backbone, pre-head BN and head weights
+    (and the dense head ``tklb_aux_head`` of the token-labeling archs)."""
     torch.manual_seed(seed)
     model = GLNet(arch, out_norm=None)
     dims = model.arch_settings['embed_dims'][-1]
@@ -25,6 +26,9 @@ def random_upstream_checkpoint(arch: str, seed: int = 0) -> dict:
         'norm.weight': torch.ones(dims), 'norm.bias': torch.zeros(dims),
         'norm.running_mean': torch.zeros(dims), 'norm.running_var': torch.ones(dims),
         'head.weight': torch.randn(1000, dims), 'head.bias': torch.zeros(1000)})
+    if arch.endswith('_tklb'):
+        state_dict.update({'tklb_aux_head.weight': torch.randn(1000, dims),
+                           'tklb_aux_head.bias': torch.randn(1000)})
     return {'model': state_dict, 'epoch': 299}
 
 

@@ -22,6 +22,16 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError('glmix_mm.models.conformer builds on MMPretrain\'s Conformer blocks: '
                       'install it with `pip install "mmpretrain>=1.0"`.') from error
+except TypeError as error:  # pragma: no cover - MMPretrain 1.2 beside transformers >= 4.52
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        transformers_version = version('transformers')
+    except PackageNotFoundError:
+        raise error from None
+    raise ImportError(
+        f'MMPretrain cannot be imported beside transformers {transformers_version}: its '
+        'multimodal models import names that transformers.modeling_utils lost in 4.52; pip '
+        'install "transformers==4.51.3" (docs/timm.md).') from None
 
 from glmix_mm.registry import register_model
 
@@ -56,7 +66,8 @@ def _rename_transformer_key(key: str) -> str:
     return key
 
 
-def convert_conformer_state_dict(state_dict: StateDict) -> StateDict:
+def convert_conformer_state_dict(state_dict: StateDict,
+                                 keep_classifier: bool = False) -> StateDict:
     """Bring a Conformer state dict to the key names of :class:`Conformer`.
 
     Accepts the authors' classification and detection-backbone weights and MMPretrain's
@@ -65,13 +76,16 @@ def convert_conformer_state_dict(state_dict: StateDict) -> StateDict:
 
     Args:
         state_dict (dict): Parameter name to tensor.
+        keep_classifier (bool): Keep the classification parts (``CLASSIFIER_PREFIXES``, under
+            their names) instead of dropping them.
 
     Returns:
-        dict: The weights without classification heads, with MMPretrain's names.
+        dict: The weights with MMPretrain's names.
     """
     return {
         _rename_transformer_key(k): v
-        for k, v in state_dict.items() if not k.startswith(CLASSIFIER_PREFIXES)
+        for k, v in state_dict.items()
+        if keep_classifier or not k.startswith(CLASSIFIER_PREFIXES)
     }
 
 
@@ -209,7 +223,10 @@ class Conformer(MMPretrainConformer):
         """The modules of stage group ``group`` (1..4): what produces output ``group - 1``."""
         first = 2 if group == 1 else self.out_blocks[group - 2] + 1
         last = self.out_blocks[group - 1]
-        blocks = [getattr(self, f'conv_trans_{i}') for i in range(first, last + 1)]
+        blocks = [
+            getattr(self, f'conv_trans_{i}') for i in range(first, last + 1)
+            if hasattr(self, f'conv_trans_{i}')  # blocks pruned for fewer outputs (glmix_mm.timm)
+        ]
         if group == 1:
             blocks = [self.conv_1, self.trans_patch_conv, self.trans_1] + blocks
         return blocks
@@ -248,13 +265,16 @@ class Conformer(MMPretrainConformer):
         if not (isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained'):
             super().init_weights()
             return
-        load_pretrained(
-            self,
-            self.init_cfg['checkpoint'],
+        load_pretrained(self, self.init_cfg['checkpoint'], **self.loading_options())
+        self._is_init = True
+
+    def loading_options(self) -> dict:
+        """How a checkpoint file is read into this model: the arguments of
+        :func:`~glmix_mm.checkpoint.load_pretrained` besides the model and the file."""
+        return dict(
             description=f'Conformer(arch={self.arch_name!r}, patch_size={self.patch_size})',
             convert=convert_conformer_state_dict,
             optional_missing=[r'.*num_batches_tracked$'])
-        self._is_init = True
 
     def _check_input(self, x: torch.Tensor) -> None:
         """Raise a ``ValueError`` (``TypeError``) for inputs the network cannot process
@@ -295,6 +315,18 @@ class Conformer(MMPretrainConformer):
         Returns:
             tuple[torch.Tensor]: The maps of ``out_indices``, at strides 4, 8, 16 and 32.
         """
+        maps, _ = self.forward_blocks(x, [self.out_blocks[i] for i in self.out_indices])
+        return tuple(maps)
+
+    def forward_blocks(self, x: torch.Tensor,
+                       blocks: Sequence[int]) -> Tuple[List[torch.Tensor], torch.Tensor]:
+        """Run the blocks up to the last of ``blocks`` (numbered 2..``depths``, see the class
+        docstring).
+
+        Returns:
+            tuple[list[torch.Tensor], torch.Tensor]: The CNN-branch maps after ``blocks`` and
+            the transformer-branch tokens (class token first) after the last of them.
+        """
         self._check_input(x)
         stem = self.maxpool(self.act1(self.bn1(self.conv1(x))))
         feats = self._run(self.conv_1, stem, out_conv2=False)
@@ -302,10 +334,9 @@ class Conformer(MMPretrainConformer):
         tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), tokens], dim=1)
         tokens = self._run(self.trans_1, tokens)
 
-        wanted = {self.out_blocks[i] for i in self.out_indices}
         outs = []
-        for i in range(2, max(wanted) + 1):
+        for i in range(2, max(blocks) + 1):
             feats, tokens = self._run(getattr(self, f'conv_trans_{i}'), feats, tokens)
-            if i in wanted:
+            if i in blocks:
                 outs.append(feats)
-        return tuple(outs)
+        return outs, tokens

@@ -350,11 +350,17 @@ class GLNet(BaseModule):
         load_pretrained(
             self,
             self.init_cfg['checkpoint'],
+            allow_partial=self.init_cfg.get('allow_partial', False),
+            **self.loading_options())
+
+    def loading_options(self) -> dict:
+        """How a checkpoint file is read into this model: the arguments of
+        :func:`~glmix_mm.checkpoint.load_pretrained` besides the model and the file."""
+        return dict(
             description=f'GLNet(arch={self.arch_name!r})',
             convert=self._convert_checkpoint,
             preferred_key=self.released_weights_key.get(self.arch_name),
-            optional_missing=[r'norm\d\.'],
-            allow_partial=self.init_cfg.get('allow_partial', False))
+            optional_missing=[r'norm\d\.'])
 
     def _convert_checkpoint(self, state_dict: StateDict) -> StateDict:
         """Drop what the backbone does not have: classification heads, the pre-head norm of the
@@ -389,15 +395,25 @@ class GLNet(BaseModule):
         return self.execution == 'auto' and cpu_blocking.applies(x, self)
 
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        maps = self.stage_outputs(x, self.out_indices)
+        return tuple(
+            getattr(self, f'norm{i}')(out).contiguous() for i, out in zip(self.out_indices, maps))
+
+    def stage_outputs(self,
+                      x: torch.Tensor,
+                      indices: Sequence[int],
+                      last: Optional[int] = None) -> List[torch.Tensor]:
+        """The raw outputs (before the output norms, in the blocks' memory layout) of the stages
+        ``indices`` (ascending), running the stages up to ``last`` (default: every stage)."""
         self._check_input(x)
         blocked = self.cache_blocked(x)
         outs = []
-        for i in range(4):
+        for i in range(len(self.stages) if last is None else last + 1):
             x = self._embed(i, _pad_to_multiple(x, self.pad_multiples[i]), blocked)
             x = self.stages[i](x, cache_blocking=blocked)
-            if i in self.out_indices:
-                outs.append(getattr(self, f'norm{i}')(x).contiguous())
-        return tuple(outs)
+            if i in indices:
+                outs.append(x)
+        return outs
 
     def _embed(self, index: int, x: torch.Tensor, blocked: bool = False) -> torch.Tensor:
         """Patch embedding ``index``, its output in the blocks' memory layout (with ``blocked``,
@@ -415,7 +431,7 @@ class GLNet(BaseModule):
         if self.frozen_stages < 0:
             return []
         modules = [self.downsample_layers[0]]
-        for i in range(self.frozen_stages):
+        for i in range(min(self.frozen_stages, len(self.stages))):
             modules += [self.downsample_layers[i], self.stages[i]]
             if i in self.out_indices:
                 modules.append(getattr(self, f'norm{i}'))

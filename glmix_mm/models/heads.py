@@ -8,6 +8,13 @@ from mmpretrain.models.heads import LinearClsHead
 from glmix_mm.registry import register_model
 
 
+def token_labeling_logits(tokens: torch.Tensor, fc: nn.Module, aux_fc: nn.Module,
+                          aux_weight: float) -> torch.Tensor:
+    """Logits of GLNet's token-labeling models from the tokens ``(B, N, C)`` of the
+    (normalised) last map: ``fc(mean(tokens)) + aux_weight * max_p aux_fc(tokens_p)``."""
+    return fc(tokens.mean(dim=1)) + aux_weight * aux_fc(tokens).amax(dim=1)
+
+
 @register_model
 class TokenLabelingClsHead(LinearClsHead):
     """The head of GLNet's token-labeling models (``glnet_{4g,9g}_tklb``).
@@ -34,5 +41,4 @@ class TokenLabelingClsHead(LinearClsHead):
 
     def forward(self, feats: Tuple[torch.Tensor]) -> torch.Tensor:
         tokens = self.pre_logits(feats).flatten(2).transpose(1, 2)  # (B, H*W, C)
-        dense = self.aux_fc(tokens).amax(dim=1)
-        return self.fc(tokens.mean(dim=1)) + self.aux_weight * dense
+        return token_labeling_logits(tokens, self.fc, self.aux_fc, self.aux_weight)

@@ -1,8 +1,9 @@
-"""Shared fixtures of the tool tests: a tiny generated demo dataset and its config options."""
+"""Shared fixtures of the tool tests: config options that point the demo detector at the tiny
+generated demo dataset (``demo_data``, tests/conftest.py)."""
 import os.path as osp
 
 import pytest
-from helpers import SMALL_DEMO_DETECTOR, cfg_options, load_tool
+from helpers import SMALL_DEMO_DETECTOR, cfg_options
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -10,16 +11,6 @@ ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 def pytest_configure(config):
     config.addinivalue_line(
         'markers', 'slow: a subprocess test of minutes (training runs); -m "not slow" skips it')
-
-
-@pytest.fixture(scope='session')
-def demo_data(tmp_path_factory):
-    """8 training and 4 validation images of 64x64 pixels."""
-    make_demo_data = load_tool('make_demo_data.py')
-    out = tmp_path_factory.mktemp('demo')
-    make_demo_data.main(['--out', str(out), '--num-train', '8', '--num-val', '4', '--size',
-                         '64'])
-    return out
 
 
 @pytest.fixture(scope='session')
