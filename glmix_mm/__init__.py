@@ -5,9 +5,10 @@ MMEngine load checkpoints safely (:func:`glmix_mm.checkpoint.install_safe_loader
 state and upstream releases load, code in a file never runs. :class:`trust_checkpoint` allows
 full unpickling of one file the user trusts.
 """
-from .compat import check_torch_floor
+from .compat import check_torch_floor, keep_mmpretrain_importable
 
 check_torch_floor()  # one line naming the floor, before anything needs a newer torch
+keep_mmpretrain_importable()  # beside transformers >= 4.52, before the models import MMPretrain
 
 from .checkpoint import install_safe_loaders, trust_checkpoint  # noqa: E402
 from .engine import *  # noqa: F401,F403,E402

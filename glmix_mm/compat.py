@@ -1,13 +1,17 @@
-"""What differs between the PyTorch versions glmix_mm supports, in one place.
+"""What differs between the versions glmix_mm supports, in one place.
 
 glmix_mm runs on torch 2.1 (what OpenMMLab's prebuilt mmcv 2.1.0 wheels are built for) up to the
-newest release. Functions here give one answer on every version; a feature that an old torch
-lacks is refused by :func:`require_torch` with one line naming the version it needs.
+newest release, with numpy 1 or 2, beside whatever transformers a user has. Functions here give
+one answer on every version; a feature that an old torch lacks is refused by
+:func:`require_torch` with one line naming the version it needs.
 """
+import sys
 from functools import partial
+from importlib.metadata import PackageNotFoundError, version
 from typing import Optional, Tuple
 
 import torch
+from mmengine.utils import digit_version
 
 #: The oldest torch glmix_mm runs on (also in setup.py's ``install_requires``).
 TORCH_FLOOR = (2, 1)
@@ -110,3 +114,35 @@ def cropped_copy(x: torch.Tensor, height, width) -> torch.Tensor:
 
 
 _narrow_copy_crops = has_torch(TORCH_EXPORT_MIN)
+
+
+#: The first transformers whose ``modeling_utils`` lacks names that MMPretrain 1.2's multimodal
+#: models (BLIP, CLIP, LLaVA, ...) import: beside it ``import mmpretrain.models`` fails.
+TRANSFORMERS_WITHOUT_MMPRETRAIN_MULTIMODAL = '4.52.0'
+
+
+def keep_mmpretrain_importable() -> None:
+    """Beside transformers >= 4.52, tell MMPretrain that its multimodal models are unavailable.
+
+    MMPretrain imports its multimodal models whenever a transformers >= 4.28 is installed, and
+    with a newer transformers those imports fail (``TypeError`` / ``ImportError`` in
+    ``mmpretrain/models/multimodal``), taking ``mmpretrain.models``, and with it the Conformer
+    blocks, down. MMPretrain has a switch for a missing transformers,
+    ``mmpretrain.utils.dependency.WITH_MULTIMODAL``; turned off before ``mmpretrain.models`` is
+    imported, MMPretrain registers placeholders for those models (building one asks for the
+    multimodal extra) and everything else imports. Called by ``import glmix_mm``; does nothing
+    once ``mmpretrain.models`` is imported, or beside an older or no transformers.
+    """
+    if 'mmpretrain.models' in sys.modules:
+        return
+    try:
+        installed = version('transformers')
+    except PackageNotFoundError:
+        return
+    if digit_version(installed) < digit_version(TRANSFORMERS_WITHOUT_MMPRETRAIN_MULTIMODAL):
+        return
+    try:
+        from mmpretrain.utils import dependency
+    except ImportError:  # no MMPretrain: glmix_mm.models says what to install
+        return
+    dependency.WITH_MULTIMODAL = False

@@ -22,16 +22,6 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError('glmix_mm.models.conformer builds on MMPretrain\'s Conformer blocks: '
                       'install it with `pip install "mmpretrain>=1.0"`.') from error
-except TypeError as error:  # pragma: no cover - MMPretrain 1.2 beside transformers >= 4.52
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        transformers_version = version('transformers')
-    except PackageNotFoundError:
-        raise error from None
-    raise ImportError(
-        f'MMPretrain cannot be imported beside transformers {transformers_version}: its '
-        'multimodal models import names that transformers.modeling_utils lost in 4.52; pip '
-        'install "transformers==4.51.3" (docs/timm.md).') from None
 
 from glmix_mm.registry import register_model
 
