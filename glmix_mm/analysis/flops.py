@@ -32,7 +32,6 @@ head, no sliding window, no auxiliary head); classifiers with ``mode='tensor'`` 
 import argparse
 import math
 import os.path as osp
-import sys
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -44,10 +43,13 @@ import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 from mmengine.analysis.print_helper import complexity_stats_table
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
+from glmix_mm.errors import UsageError
 from glmix_mm.models import Conformer, GLNet
-from glmix_mm.utils import ConfigError, build_model_from_cfg, read_config
+from glmix_mm.runner import build_model_from_cfg
+from glmix_mm.utils import ConfigOptionsAction, read_config, tool_main
+
 from .inputs import detection_samples, make_input, parse_shape
 from .zoo import ARCH_KWARGS
 
@@ -97,10 +99,6 @@ ARCHS: Dict[str, ArchSpec] = {
     ArchSpec(Conformer, kwargs, PUBLISHED_GFLOPS[name], _CONFORMER_SOURCE, False)
     for name, kwargs in ARCH_KWARGS.items()
 }
-
-
-class FlopsToolError(ValueError):
-    """A problem with the tool's input (arch, config file, shape, options)."""
 
 
 @dataclass
@@ -183,7 +181,10 @@ def analyze(model: nn.Module, inputs: Tuple[torch.Tensor, ...], name: str,
     analyzer = make_flop_analyzer(model, inputs)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        flops = analyzer.total()
+        try:
+            flops = analyzer.total()
+        except ValueError as error:  # e.g. an input size the model cannot process
+            raise UsageError(f'the model rejected the input: {error}') from None
     by_operator = analyzer.by_operator()
     table = complexity_stats_table(analyzer, max_depth=depth,
                                    show_param_shapes=False) if depth > 0 else None
@@ -207,7 +208,7 @@ def image_size(values: Optional[Sequence[int]],
     try:
         hw = parse_shape('x'.join(map(str, values)), lengths=(1, 2))
     except ValueError:
-        raise FlopsToolError(f'--shape takes one or two positive integers (S for SxS, or H W), '
+        raise UsageError(f'--shape takes one or two positive integers (S for SxS, or H W), '
                              f'got {" ".join(map(str, values))}.') from None
     return (hw[0], hw[-1])
 
@@ -215,7 +216,7 @@ def image_size(values: Optional[Sequence[int]],
 def image_batch(batch: int, hw: Tuple[int, int], seed: int = 0) -> torch.Tensor:
     """A reproducible random ``(batch, 3, H, W)`` input."""
     if batch <= 0:
-        raise FlopsToolError(f'--batch must be a positive integer, got {batch}.')
+        raise UsageError(f'--batch must be a positive integer, got {batch}.')
     return make_input((batch, 3, *hw), 'cpu', seed)
 
 
@@ -224,7 +225,7 @@ def build_arch(name: str) -> nn.Module:
     mode."""
     name = name.lower()
     if name not in ARCHS:
-        raise FlopsToolError(f'Unknown arch {name!r}; choose one of: {", ".join(ARCHS)}.')
+        raise UsageError(f'Unknown arch {name!r}; choose one of: {", ".join(ARCHS)}.')
     spec = ARCHS[name]
     torch.manual_seed(0)
     return spec.builder(**spec.kwargs).eval()
@@ -241,7 +242,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Read a config (its ``custom_imports`` are imported) and merge ``cfg_options``."""
     cfg = read_config(path, cfg_options)
     if 'model' not in cfg:
-        raise FlopsToolError(f'{path} has no `model`; give a model config.')
+        raise UsageError(f'{path} has no `model`; give a model config.')
     return cfg
 
 
@@ -420,7 +421,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='with a config: count model.backbone only')
     parser.add_argument('--depth', type=int, default=2,
                         help='depth of the per-module breakdown (default 2; 0 for none)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptionsAction,
                         help='override config entries, e.g. model.backbone.arch=9g')
     args = parser.parse_args(argv)
     if args.shape is not None:
@@ -456,14 +457,7 @@ def run(args: argparse.Namespace) -> str:
                           args.depth))
 
 
+@tool_main
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        print(run(args))
-    except (FlopsToolError, ConfigError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
-    except ValueError as error:  # e.g. an input size the model cannot process
-        print(f'error: the model rejected the input: {error}', file=sys.stderr)
-        return 2
+    print(run(parse_args(argv)))
     return 0

@@ -9,8 +9,10 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch.nn as nn
 
+from glmix_mm.errors import UsageError
 from glmix_mm.models import GLNet
-from glmix_mm.utils import build_model_from_cfg
+from glmix_mm.runner import build_model_from_cfg
+
 from .inputs import parse_kwargs, split_top_level
 from .upstream import build_upstream_features
 
@@ -89,19 +91,23 @@ def model_choices() -> List[str]:
 
 
 def parse_model(text: str, glmix_repo: Optional[str] = None) -> ModelSpec:
-    """``'glnet-4g:mhsa_window=14'`` -> a :class:`ModelSpec`; unknown names fail with the list
-    of valid ones."""
+    """``'glnet-4g:mhsa_window=14'`` -> a :class:`ModelSpec`.
+
+    Raises:
+        UsageError: An unknown name (with the list of valid ones), a config that does not
+            exist, an upstream model without ``glmix_repo``.
+    """
     name, _, arg_text = text.partition(':')
     kwargs = parse_kwargs(split_top_level(arg_text))
     spec = ModelSpec(text, name, kwargs)
     if spec.is_config:
         if not osp.isfile(name):
-            raise ValueError(f'Config file {name!r} not found.')
+            raise UsageError(f'Config file {name!r} not found.')
     elif name not in BACKBONES and name not in UPSTREAM_GLNETS:
-        raise ValueError(f'Unknown model {name!r}. Choose from {", ".join(model_choices())}, '
+        raise UsageError(f'Unknown model {name!r}. Choose from {", ".join(model_choices())}, '
                          'or give a config file (*.py).')
     elif spec.is_upstream and not glmix_repo:
-        raise ValueError(f'{name!r} is the authors\' GLNet: give the path of a clone of '
+        raise UsageError(f'{name!r} is the authors\' GLNet: give the path of a clone of '
                          'github.com/rayleizhu/GLMix with --glmix-repo.')
     return spec
 
@@ -119,7 +125,7 @@ def _check_kwargs(cls: type, kwargs: dict, label: str) -> None:
     unknown = sorted(set(kwargs) - set(params))
     if unknown:
         valid = [p for p in params if p != 'self']
-        raise ValueError(f'{label}: {cls.__name__} has no argument {", ".join(unknown)} (in this '
+        raise UsageError(f'{label}: {cls.__name__} has no argument {", ".join(unknown)} (in this '
                          f'version); it takes {", ".join(valid)}.')
 
 

@@ -18,13 +18,15 @@ from typing import Iterable, List, Optional, Tuple
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
+from glmix_mm.errors import GLMixMMError
+
 WARNING = 30
 # The name of a checkpoint taken inside an epoch: 1-based epoch, iterations of it done.
 MID_EPOCH_NAME = 'epoch_{}_iter_{}.pth'
 _NAMES = re.compile(r'^(?:(epoch|iter)_(\d+)|epoch_(\d+)_iter_(\d+))\.pth$')
 
 
-class ResumeError(RuntimeError):
+class ResumeError(GLMixMMError, RuntimeError):
     """``--resume FILE`` names a file that is missing or incomplete."""
 
 
