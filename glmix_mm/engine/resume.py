@@ -20,6 +20,8 @@ from mmengine.runner.checkpoint import find_latest_checkpoint
 
 from glmix_mm.errors import GLMixMMError
 
+from .mmengine_internals import cancel_resume, checkpoint_to_load, set_checkpoint_to_load
+
 WARNING = 30
 # The name of a checkpoint taken inside an epoch: 1-based epoch, iterations of it done.
 MID_EPOCH_NAME = 'epoch_{}_iter_{}.pth'
@@ -100,9 +102,8 @@ def resolve_resume(runner) -> None:
     Raises:
         ResumeError: An explicit ``load_from`` to resume from is missing or incomplete.
     """
-    work_dir = runner.work_dir
-    if runner._load_from is not None:
-        path = runner._load_from
+    work_dir, path = runner.work_dir, checkpoint_to_load(runner)
+    if path is not None:
         if is_complete_checkpoint(path) or '://' in path:
             return
         newest = newest_complete_checkpoint([work_dir, osp.dirname(path)])
@@ -114,7 +115,7 @@ def resolve_resume(runner) -> None:
     named = _named(work_dir)
     if named and is_complete_checkpoint(named):
         print_log(f'Resuming from {named} (named by {pointer}).', logger='current')
-        runner._load_from = named
+        set_checkpoint_to_load(runner, named)
         return
     newest = newest_complete_checkpoint([work_dir, osp.dirname(named)])
     reason = f'{pointer} names {named}, which {_describe(named)}' if named else \
@@ -122,8 +123,8 @@ def resolve_resume(runner) -> None:
     if newest:
         print_log(f'--resume: {reason}; resuming from {newest}, the newest complete '
                   'checkpoint in the work dir.', logger='current', level=WARNING)
-        runner._load_from = newest
+        set_checkpoint_to_load(runner, newest)
     else:
         print_log(f'--resume: {reason}, and the work dir holds no complete checkpoint: '
                   'training starts from the beginning.', logger='current', level=WARNING)
-        runner._resume = False
+        cancel_resume(runner)
