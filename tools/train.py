@@ -22,7 +22,8 @@ from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
 import glmix_mm  # noqa: F401  (registers the models and hooks; loads checkpoints safely)
-from glmix_mm.engine import ResumableTrainingHook, TrainingInterrupted, latest_checkpoint
+from glmix_mm.engine import (ResumableTrainingHook, TrainingInterrupted, check_resume_file,
+                             latest_checkpoint)
 from glmix_mm.runner import (add_safety_hooks, apply_common_args, build_runner, check_datasets,
                              check_pretrained_weights, distributed_session, enable_amp,
                              use_resumable_loop)
@@ -65,6 +66,8 @@ def build_config(args: argparse.Namespace) -> Config:
 def main(argv=None) -> int:
     args = parse_args(argv)
     cfg = build_config(args)
+    if cfg.get('resume') and cfg.get('load_from'):  # before anything is built
+        check_resume_file(cfg.load_from, cfg.work_dir)
     check_datasets(cfg, ('train_dataloader', 'val_dataloader'))
     if not cfg.get('resume'):  # a resumed run loads its weights from the checkpoint
         check_pretrained_weights(cfg)

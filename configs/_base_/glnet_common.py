@@ -11,12 +11,12 @@
 # learnable slot scales and learned initial slots, which are scales / embeddings too.
 # (tools/train.py also makes the checkpoint hook a SafeCheckpointHook, whose checkpoints are
 # written atomically, and an epoch-based run resumable inside an epoch.)
-import importlib
-
 custom_imports = dict(imports=['glmix_mm'], allow_failed_imports=False)
-# (imported by name: a config may import no package of its own with `import` / `from`)
+# (__import__, not an import statement: MMEngine reads a config that imports a package with
+# `import` / `from` as a new-style "lazy import" config, which our configs' bases are not)
 custom_hooks = [
-    dict(type=name) for name in importlib.import_module('glmix_mm.runner').SAFETY_HOOKS
+    dict(type=name)
+    for name in __import__('glmix_mm.runner', fromlist=['SAFETY_HOOKS']).SAFETY_HOOKS
 ]
 glnet_paramwise_cfg = dict(
     norm_decay_mult=0.,

@@ -95,22 +95,34 @@ def _describe(path: str) -> str:
         'is incomplete (truncated by an interrupted write?)'
 
 
+def check_resume_file(path: str, work_dir: str) -> None:
+    """Check a checkpoint named to resume from (``--resume FILE``): complete, or a URL.
+
+    Raises:
+        ResumeError: It is missing or incomplete; the message names the newest complete
+            checkpoint of ``work_dir`` and of its own folder, if there is one.
+    """
+    if is_complete_checkpoint(path) or '://' in path:
+        return
+    newest = newest_complete_checkpoint([work_dir, osp.dirname(path)])
+    raise ResumeError(
+        f'Cannot resume from {path}: the file {_describe(path)}.' +
+        (f' The newest complete checkpoint is {newest}; pass it to --resume, or --resume '
+         'without a file to take the newest one.' if newest else ''))
+
+
 def resolve_resume(runner) -> None:
     """Point an auto-resuming runner (``resume=True``, ``load_from=None``) at the checkpoint to
-    continue from; check an explicit one. Called before MMEngine loads it.
+    continue from; check an explicit one (:func:`check_resume_file`). Called before MMEngine
+    loads it.
 
     Raises:
         ResumeError: An explicit ``load_from`` to resume from is missing or incomplete.
     """
     work_dir, path = runner.work_dir, checkpoint_to_load(runner)
     if path is not None:
-        if is_complete_checkpoint(path) or '://' in path:
-            return
-        newest = newest_complete_checkpoint([work_dir, osp.dirname(path)])
-        raise ResumeError(
-            f'Cannot resume from {path}: the file {_describe(path)}.' +
-            (f' The newest complete checkpoint is {newest}; pass it to --resume, or --resume '
-             'without a file to take the newest one.' if newest else ''))
+        check_resume_file(path, work_dir)
+        return
     pointer = osp.join(work_dir, 'last_checkpoint')
     named = _named(work_dir)
     if named and is_complete_checkpoint(named):

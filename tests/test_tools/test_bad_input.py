@@ -21,7 +21,6 @@ from PIL import Image
 
 import glmix_mm  # noqa: F401
 from glmix_mm.runner import BadDatasetError, DatasetNotFoundError, check_datasets
-from glmix_mm.utils import read_config
 import helpers
 from helpers import run_tool
 
@@ -500,18 +499,21 @@ def test_test_py_typo_in_a_transform_type_is_one_line(demo_options, tmp_path, ca
 
 @pytest.fixture(scope='module')
 def bad_files(tmp_path_factory):
-    """A plain pickle, a truncated torch.save file and a path that does not exist."""
+    """A plain pickle, a truncated torch.save file, a path that does not exist, and the demo
+    detection config made small (``SMALL_DEMO_DETECTOR``: quick to build)."""
     folder = tmp_path_factory.mktemp('bad_files')
+    small = Config.fromfile(DEMO)
+    small.merge_from_dict(helpers.SMALL_DEMO_DETECTOR)
+    small.dump(str(folder / 'small_demo.py'))
     with open(folder / 'plain.pkl', 'wb') as f:
         pickle.dump({'state_dict': {}}, f)
     torch.save({'state_dict': {'w': torch.zeros(1000)}}, folder / 'full.pth')
     data = (folder / 'full.pth').read_bytes()
     (folder / 'truncated.pth').write_bytes(data[:len(data) // 2])
     return dict(pickle=str(folder / 'plain.pkl'), truncated=str(folder / 'truncated.pth'),
-                missing=str(folder / 'missing.pth'))
+                missing=str(folder / 'missing.pth'), SMALL=str(folder / 'small_demo.py'))
 
 
-FINETUNE = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_finetune_demo.py')
 CLASSIFIER = osp.join(ROOT, 'configs/glnet_4g_in1k.py')
 INIT_CFG_NONE = (r'--cfg-options model\.backbone\.init_cfg\.checkpoint=x\.pth: '
                  r'model\.backbone\.init_cfg is None in the config, not a dict whose keys can be '
@@ -521,18 +523,15 @@ INIT_CFG_NONE = (r'--cfg-options model\.backbone\.init_cfg\.checkpoint=x\.pth: '
 
 
 @pytest.mark.parametrize('tool, args, code, message', [
-    ('image_demo.py', ['IMG', DEMO, 'pickle'], 1, 'a plain pickle file, not a torch.save'),
-    ('image_demo.py', ['IMG', DEMO, 'truncated'], 1, 'truncated or corrupt checkpoint'),
-    ('image_demo.py', ['IMG', DEMO, 'missing'], 2, "checkpoint '.*missing.pth' does not exist"),
+    ('image_demo.py', ['IMG', 'SMALL', 'pickle'], 1, 'a plain pickle file, not a torch.save'),
+    ('image_demo.py', ['IMG', 'SMALL', 'truncated'], 1, 'truncated or corrupt checkpoint'),
+    ('image_demo.py', ['IMG', 'SMALL', 'missing'], 2, "checkpoint '.*missing.pth' does not exist"),
     ('image_demo.py', ['IMG', CLASSIFIER, 'IMG'], 2, "'mmpretrain' config; image_demo.py draws"),
     ('train.py', [DEMO, '--cfg-options', 'model.backbone.init_cfg.checkpoint=x.pth'], 2,
      INIT_CFG_NONE),
-    ('train.py', [FINETUNE, '--cfg-options', 'DEMO_OPTIONS',
-                  'model.backbone.init_cfg.checkpoint=missing'], 2,
-     r'model\.backbone\.init_cfg\.checkpoint=.*missing\.pth does not exist'),
     ('train.py', [DEMO, '--resume', 'missing', '--cfg-options', 'DEMO_OPTIONS'], 1,
      r'Cannot resume from .*missing\.pth: the file does not exist'),
-    ('test.py', [DEMO, 'pickle', '--cfg-options', 'DEMO_OPTIONS'], 1, 'a plain pickle file'),
+    ('test.py', [DEMO, 'missing'], 2, r'checkpoint .*missing\.pth does not exist'),
     ('visualize_slots.py', ['IMG', '--arch', 'stl', '--size', '32', '--checkpoint',
                             'truncated'], 1, 'truncated or corrupt checkpoint'),
     ('model_converters/glnet2mm.py', ['pickle', 'OUT'], 1, 'a plain pickle file'),
@@ -587,14 +586,3 @@ def test_every_tool_answers_our_errors_in_one_line(tool, args, code, message, ba
     line = the_error(capsys)
     assert re.search(message, line), line
     assert not (tmp_path / 'o.pth').exists()
-
-
-def test_the_options_named_for_an_init_cfg_of_none_set_it(capsys):
-    """What the message of a ``--cfg-options`` key below ``init_cfg=None`` says to write
-    instead, given to tools/train.py, sets the pretrained backbone."""
-    train = load_tool('tools/train.py')
-    assert train.main([DEMO, '--cfg-options', 'model.backbone.init_cfg.checkpoint=x.pth']) == 2
-    instead = the_error(capsys).split('replace it whole with --cfg-options ')[1].split()
-    args = train.parse_args([DEMO, '--cfg-options', *instead])
-    cfg = read_config(args.config, args.cfg_options)
-    assert cfg.model.backbone.init_cfg == dict(type='Pretrained', checkpoint='x.pth')
