@@ -13,6 +13,8 @@ from typing import Optional, Tuple
 import torch
 from mmengine.utils import digit_version
 
+from .errors import GLMixMMError
+
 #: The oldest torch glmix_mm runs on (also in setup.py's ``install_requires``).
 TORCH_FLOOR = (2, 1)
 #: ``torch.export.export(..., prefer_deferred_runtime_asserts_over_guards=True)`` with
@@ -21,8 +23,10 @@ TORCH_FLOOR = (2, 1)
 TORCH_EXPORT_MIN = '2.9'
 
 
-class UnsupportedTorchError(RuntimeError):
-    """A feature needs a newer torch than the one installed; the message names the version."""
+class UnsupportedTorchError(GLMixMMError, RuntimeError):
+    """A feature needs a newer torch than the one installed; the message names the version
+    (exit code 2)."""
+    exit_code = 2
 
 
 def torch_version(version: Optional[str] = None) -> Tuple[int, int]:

@@ -17,8 +17,10 @@ import mmcv
 from mmengine.config import Config
 
 import glmix_mm  # noqa: F401  (registers the models)
-from glmix_mm.engine import CheckpointMismatchError, check_file
-from glmix_mm.utils import ConfigError, build_model_from_cfg, read_config
+from glmix_mm.checkpoint import CheckpointNotFoundError, check_file
+from glmix_mm.errors import GLMixMMError, UsageError
+from glmix_mm.runner import build_model_from_cfg
+from glmix_mm.utils import read_config, tool_main
 
 HINT = ('Is it a checkpoint of this config (same backbone arch, same number of classes)? '
         '--allow-partial draws with the keys that fit anyway.')
@@ -49,12 +51,19 @@ def segment(image, cfg: Config, checkpoint: str, out: str, device: str) -> None:
 
 def read_image(path: str):
     """The image as 8-bit BGR, read as the test pipeline reads files (mmcv: grayscale and
-    palette images become 3-channel, 16-bit ones are scaled to 8 bits, alpha is dropped); None
-    if the file is not an image (OpenCV raises on an empty file)."""
+    palette images become 3-channel, 16-bit ones are scaled to 8 bits, alpha is dropped).
+
+    Raises:
+        GLMixMMError: The file is not an image (OpenCV raises on an empty file).
+    """
     try:
-        return mmcv.imread(path)
+        image = mmcv.imread(path)
     except Exception:
-        return None
+        image = None
+    if image is None:
+        raise GLMixMMError(f'{path!r} ({osp.getsize(path)} bytes) is not an image file that can '
+                           'be read (PNG, JPEG, BMP, TIFF, ...)')
+    return image
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -70,35 +79,26 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv=None) -> int:
     args = parse_args(argv)
-    for path, what in ((args.image, 'image'), (args.config, 'config'),
-                       (args.checkpoint, 'checkpoint')):
+    for path, what in ((args.image, 'image'), (args.config, 'config')):
         if not osp.isfile(path):
-            print(f'error: {what} {path!r} does not exist', file=sys.stderr)
-            return 1
+            raise UsageError(f'{what} {path!r} does not exist')
+    if not osp.isfile(args.checkpoint):
+        raise CheckpointNotFoundError(f'checkpoint {args.checkpoint!r} does not exist')
     image = read_image(args.image)
-    if image is None:
-        print(f'error: {args.image!r} ({osp.getsize(args.image)} bytes) is not an image file '
-              'that can be read (PNG, JPEG, BMP, TIFF, ...)', file=sys.stderr)
-        return 1
-    try:
-        cfg = read_config(args.config)
-        scope = cfg.get('default_scope')
-        if scope in ('mmdet', 'mmseg'):
-            # mmdet's and mmseg's init functions load any file that half fits, silently.
-            check_file(build_model_from_cfg(cfg), args.checkpoint, args.allow_partial, HINT)
-    except (ConfigError, CheckpointMismatchError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
+    cfg = read_config(args.config)
+    scope = cfg.get('default_scope')
+    if scope not in ('mmdet', 'mmseg'):
+        raise UsageError(f'{args.config} is a {scope!r} config; image_demo.py draws mmdet and '
+                         'mmseg results only')
+    # mmdet's and mmseg's init functions load any file that half fits, silently.
+    check_file(build_model_from_cfg(cfg), args.checkpoint, args.allow_partial, HINT)
     if scope == 'mmdet':
         detect(image, cfg, args.checkpoint, args.out, args.score_thr, args.device)
-    elif scope == 'mmseg':
-        segment(image, cfg, args.checkpoint, args.out, args.device)
     else:
-        print(f'error: {args.config} is a {scope!r} config; image_demo.py draws mmdet and '
-              'mmseg results only', file=sys.stderr)
-        return 1
+        segment(image, cfg, args.checkpoint, args.out, args.device)
     print(f'saved {args.out}')
     return 0
 

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-from glmix_mm.utils.cli import at_least
+from glmix_mm.utils.cli import at_least, tool_main
 from glmix_mm.utils.generated_files import DEMO_SUBTREES, clear_previous_output, write_manifest
 from glmix_mm.utils.generated_files import files_in_subtrees  # noqa: F401 (for its users)
 
@@ -181,14 +181,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     planned = planned_files(args.num_train, args.num_val)
-    try:
-        clear_previous_output(args.out, planned, SUBTREES, 'make_demo_data.py')
-    except FileExistsError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+    clear_previous_output(args.out, planned, SUBTREES, 'make_demo_data.py')
     for split, num, seed in (('train', args.num_train, args.seed),
                              ('val', args.num_val, args.seed + 1)):
         stats = write_split(args.out, split, num, args.size, args.max_objects, seed)

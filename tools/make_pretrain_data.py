@@ -23,7 +23,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
-from glmix_mm.utils.cli import at_least
+from glmix_mm.utils.cli import at_least, tool_main
 from glmix_mm.utils.generated_files import clear_previous_output, write_manifest
 
 Polygon = List[Tuple[float, float]]
@@ -197,14 +197,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     planned = planned_files((args.num_train, args.num_val))
-    try:
-        clear_previous_output(args.out, planned, SPLITS, 'make_pretrain_data.py')
-    except FileExistsError as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 1
+    clear_previous_output(args.out, planned, SPLITS, 'make_pretrain_data.py')
     for split, num, seed in zip(SPLITS, (args.num_train, args.num_val), (args.seed, args.seed + 1)):
         count = write_split(args.out, split, num, args.size, seed)
         print(f'{split}: {count} images of {len(CLASSES)} classes -> {args.out}/{split}')

@@ -13,7 +13,6 @@ backbone-only file, another number of classes) is refused with the key report; -
 loads the keys that fit and warns.
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -21,12 +20,10 @@ from mmengine.config import Config
 from mmengine.dist import get_rank
 
 import glmix_mm  # noqa: F401  (registers the models and hooks; loads checkpoints safely)
-from glmix_mm.checkpoint import CheckpointLoadError
-from glmix_mm.engine import CheckpointMismatchError
-from glmix_mm.runner import (DatasetNotFoundError, add_safety_hooks, apply_common_args,
-                             build_runner, check_datasets, distributed_session, enable_amp,
-                             enable_show_dir)
-from glmix_mm.utils import (ConfigError, ConfigOptionsAction, read_config,
+from glmix_mm.checkpoint import CheckpointNotFoundError
+from glmix_mm.runner import (add_safety_hooks, apply_common_args, build_runner, check_datasets,
+                             distributed_session, enable_amp, enable_show_dir)
+from glmix_mm.utils import (add_run_arguments, parse_run_args, read_config, tool_main,
                             unknown_types_refused)
 
 
@@ -41,30 +38,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--allow-partial', action='store_true',
                         help='load the keys of a checkpoint that fit the model and warn about '
                         'the rest, instead of refusing it')
-    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptionsAction,
-                        help='override config entries')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher (dist_test.sh sets pytorch)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_run_arguments(parser, 'dist_test.sh')
+    return parse_run_args(parser, argv)
 
 
+@tool_main
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        cfg = read_config(args.config, args.cfg_options)
-        if not osp.isfile(args.checkpoint):
-            print(f'error: checkpoint {args.checkpoint} does not exist', file=sys.stderr)
-            return 2
-        prepare_config(cfg, args)
-        check_datasets(cfg, ('test_dataloader', ))
-        with distributed_session(cfg):
-            return run_test(cfg)
-    except (ConfigError, DatasetNotFoundError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    cfg = read_config(args.config, args.cfg_options)
+    if not osp.isfile(args.checkpoint):
+        raise CheckpointNotFoundError(f'checkpoint {args.checkpoint} does not exist')
+    prepare_config(cfg, args)
+    check_datasets(cfg, ('test_dataloader', ))
+    with distributed_session(cfg):
+        return run_test(cfg)
 
 
 def prepare_config(cfg: Config, args: argparse.Namespace) -> None:
@@ -81,15 +68,11 @@ def prepare_config(cfg: Config, args: argparse.Namespace) -> None:
 
 def run_test(cfg: Config) -> int:
     """Build the runner, test and print the metrics; the exit code. No reference to the runner
-    outlives this call (a distributed process group is released with it). A
-    :class:`ConfigError` goes to :func:`main`."""
+    outlives this call (a distributed process group is released with it). An error of ours
+    goes to :func:`main`'s handler."""
     runner = build_runner(cfg)
-    try:
-        with unknown_types_refused():  # the data loader's dataset and transforms
-            metrics = runner.test()
-    except (CheckpointMismatchError, CheckpointLoadError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
+    with unknown_types_refused():  # the data loader's dataset and transforms
+        metrics = runner.test()
     if get_rank() == 0:
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()})
     return 0

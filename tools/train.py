@@ -14,7 +14,6 @@ leaves a run that ``--resume`` continues (exit code 128 + the signal number); se
 docs/reliability.md.
 """
 import argparse
-import os
 import signal
 import sys
 
@@ -23,15 +22,12 @@ from mmengine.dist import get_rank
 from mmengine.runner import Runner
 
 import glmix_mm  # noqa: F401  (registers the models and hooks; loads checkpoints safely)
-from glmix_mm.checkpoint import CheckpointLoadError
-from glmix_mm.compat import UnsupportedTorchError
-from glmix_mm.engine import (CheckpointMismatchError, ResumableTrainingHook, ResumeError,
-                             TrainingInterrupted, latest_checkpoint)
-from glmix_mm.runner import (DatasetNotFoundError, PretrainedNotFoundError, add_safety_hooks,
-                             apply_common_args, build_runner, check_datasets,
+from glmix_mm.engine import (ResumableTrainingHook, TrainingInterrupted, check_resume_file,
+                             latest_checkpoint)
+from glmix_mm.runner import (add_safety_hooks, apply_common_args, build_runner, check_datasets,
                              check_pretrained_weights, distributed_session, enable_amp,
                              use_resumable_loop)
-from glmix_mm.utils import (ConfigError, ConfigOptionsAction, read_config,
+from glmix_mm.utils import (add_run_arguments, parse_run_args, read_config, tool_main,
                             unknown_types_refused)
 
 
@@ -46,14 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         help='resume from this checkpoint, or (no value) from the latest one in the work dir')
     parser.add_argument('--auto-scale-lr', action='store_true',
                         help='scale the learning rate to the actual batch size')
-    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptionsAction,
-                        help='override config entries, e.g. train_cfg.max_epochs=1')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher (dist_train.sh sets pytorch)')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    add_run_arguments(parser, 'dist_train.sh')
+    return parse_run_args(parser, argv)
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -72,32 +62,27 @@ def build_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
+@tool_main
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        cfg = build_config(args)
-        check_datasets(cfg, ('train_dataloader', 'val_dataloader'))
-        if not cfg.get('resume'):  # a resumed run loads its weights from the checkpoint
-            check_pretrained_weights(cfg)
-        with distributed_session(cfg):  # ends a distributed run cleanly (no abort at exit)
-            return run_training(cfg)
-    except (ConfigError, DatasetNotFoundError, PretrainedNotFoundError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 2
+    cfg = build_config(args)
+    if cfg.get('resume') and cfg.get('load_from'):  # before anything is built
+        check_resume_file(cfg.load_from, cfg.work_dir)
+    check_datasets(cfg, ('train_dataloader', 'val_dataloader'))
+    if not cfg.get('resume'):  # a resumed run loads its weights from the checkpoint
+        check_pretrained_weights(cfg)
+    with distributed_session(cfg):  # ends a distributed run cleanly (no abort at exit)
+        return run_training(cfg)
 
 
 def run_training(cfg: Config) -> int:
     """Build the runner and train; the exit code. No reference to the runner outlives this
-    call (a distributed process group is released with it). A :class:`ConfigError` goes to
-    :func:`main`."""
+    call (a distributed process group is released with it). An error of ours goes to
+    :func:`main`'s handler."""
     runner = build_runner(cfg)
     try:
         with unknown_types_refused():  # the data loaders' datasets and transforms
             runner.train()
-    except (CheckpointMismatchError, CheckpointLoadError, ResumeError,
-            UnsupportedTorchError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
     except KeyboardInterrupt as e:
         return report_interrupt(runner, e)
     except Exception:

@@ -26,8 +26,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from glmix_mm.errors import GLMixMMError, UsageError  # noqa: E402
 from glmix_mm.models import GLMixBlock, GLNet  # noqa: E402
-from glmix_mm.utils import read_config  # noqa: E402
+from glmix_mm.utils import ConfigError, read_config, tool_main  # noqa: E402
 from glmix_mm.utils.cli import at_least  # noqa: E402
 
 IMAGENET_MEAN = np.array([123.675, 116.28, 103.53], np.float32)
@@ -37,17 +38,28 @@ IMAGENET_STD = np.array([58.395, 57.12, 57.375], np.float32)
 def build_backbone(arch: Optional[str], config: Optional[str], checkpoint: Optional[str],
                    allow_partial: bool = False) -> GLNet:
     """GLNet from an arch name or from a config's backbone, with the checkpoint's weights
-    (see :meth:`GLNet.init_weights`)."""
+    (see :meth:`GLNet.init_weights`).
+
+    Raises:
+        UsageError: ``arch`` is no GLNet arch.
+        ConfigError: The config's backbone is no GLNet, or GLNet refuses its arguments.
+    """
     if config:
         cfg = read_config(config).model
         kwargs = dict(cfg.get('backbone', cfg))
         if kwargs.pop('type', 'GLNet').split('.')[-1] != 'GLNet':
-            raise ValueError(f'{config} has no GLNet backbone: slots exist only in GLNet.')
+            raise ConfigError(f'{config} has no GLNet backbone: slots exist only in GLNet.')
         kwargs.pop('init_cfg', None)
         kwargs.pop('pretrained', None)
-        model = GLNet(**kwargs)
+        try:
+            model = GLNet(**kwargs)
+        except (ValueError, TypeError) as error:
+            raise ConfigError(f'{config}: model.backbone: {error}') from None
     else:
-        model = GLNet(arch or '4g')
+        try:
+            model = GLNet(arch or '4g')
+        except ValueError as error:
+            raise UsageError(f'--arch: {error}') from None
     if checkpoint:  # refused unless it fits, or (allow_partial) what fits, with a warning
         model.init_cfg = dict(type='Pretrained', checkpoint=checkpoint,
                               allow_partial=allow_partial)
@@ -71,16 +83,16 @@ def check_block_names(model: GLNet, names: Sequence[str]) -> None:
     for name in names:
         stage, _, block = name.partition('.')
         if not (stage.isdigit() and block.isdigit()):
-            raise ValueError(f"--blocks {name!r}: give blocks as 'stage.block' (e.g. 2.5); "
+            raise UsageError(f"--blocks {name!r}: give blocks as 'stage.block' (e.g. 2.5); "
                              f'blocks with slots: {with_slots}')
         stage, block = int(stage), int(block)
         if stage >= len(model.stages) or block >= len(model.stages[stage].blocks):
             sizes = ', '.join(f'stage {i}: 0..{len(s.blocks) - 1}'
                               for i, s in enumerate(model.stages))
-            raise ValueError(f'--blocks {name!r}: no such block ({sizes})')
+            raise UsageError(f'--blocks {name!r}: no such block ({sizes})')
     unknown = [n for n in names if n not in glmix_blocks(model)]
     if unknown:
-        raise ValueError(f'blocks {unknown} have no slots (not GLMix blocks); blocks with '
+        raise UsageError(f'blocks {unknown} have no slots (not GLMix blocks); blocks with '
                          f'slots: {with_slots}')
 
 
@@ -97,13 +109,13 @@ def read_rgb(path: str) -> np.ndarray:
     and palette images become RGB, 16-bit images are scaled to 8 bits (not clipped), alpha is
     dropped."""
     if not osp.isfile(path):
-        raise FileNotFoundError(f'image {path!r} does not exist')
+        raise UsageError(f'image {path!r} does not exist')
     try:
         rgb = mmcv.imread(path, channel_order='rgb')
     except Exception:  # OpenCV raises cv2.error on an empty or undecodable file
         rgb = None
     if rgb is None:
-        raise ValueError(f'{path!r} ({osp.getsize(path)} bytes) is not an image file that can '
+        raise GLMixMMError(f'{path!r} ({osp.getsize(path)} bytes) is not an image file that can '
                          'be read (PNG, JPEG, BMP, TIFF, ...)')
     return rgb
 
@@ -213,21 +225,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv=None) -> int:
     args = parse_args(argv)
-    try:
-        if args.config and not osp.isfile(args.config):
-            raise FileNotFoundError(f'config {args.config!r} does not exist')
-        rgb, image = load_image(args.image, args.size)
-        model = build_backbone(args.arch, args.config, args.checkpoint, args.allow_partial)
-        blocks = glmix_blocks(model)
-        names = args.blocks or default_blocks(blocks)
-        check_block_names(model, names)
-        draw(rgb, slot_assignments(model, blocks, names, image), args.num_slots_shown,
-             args.out)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
+    if args.config and not osp.isfile(args.config):
+        raise UsageError(f'config {args.config!r} does not exist')
+    rgb, image = load_image(args.image, args.size)
+    model = build_backbone(args.arch, args.config, args.checkpoint, args.allow_partial)
+    blocks = glmix_blocks(model)
+    names = args.blocks or default_blocks(blocks)
+    check_block_names(model, names)
+    draw(rgb, slot_assignments(model, blocks, names, image), args.num_slots_shown, args.out)
     print(f'saved {args.out} ({len(names)} blocks: {", ".join(names)})')
     return 0
 

@@ -56,10 +56,11 @@ where the time goes, and what two implementations of one model do differently.
 Examples: ``tools/analysis/benchmark.py`` and docs/benchmarks.md.
 """
 import argparse
-import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+
+from glmix_mm.errors import GLMixMMError
 
 from .inputs import make_input, parse_kwargs, parse_shape
 from .profiling import format_profile, profile_entry
@@ -201,17 +202,23 @@ def benchmark(args: argparse.Namespace
 
 
 def main(argv: Optional[Sequence[str]] = None) -> List[Result]:
+    """Run the benchmark of the command line ``argv``; the rows of its report.
+
+    Raises:
+        GLMixMMError: A config that does not build (:class:`~glmix_mm.utils.ConfigError`), a
+            model that fails at this size, missing upstream dependencies: for one line, not a
+            traceback (``tools/analysis/benchmark.py``).
+    """
     args = parse_args(argv)
     if args.list:
         print('\n'.join(model_choices()))
         return []
     try:
         rows, diffs = benchmark(args)
+    except GLMixMMError:
+        raise
     except (ValueError, RuntimeError, KeyError, ImportError, OSError) as error:
-        # A config that does not build, a model that fails at this size, missing upstream
-        # dependencies: one line, not a traceback.
-        print(f'error: {error}', file=sys.stderr)
-        raise SystemExit(1) from None
+        raise GLMixMMError(str(error)) from None
     print_report(rows, args.ref or rows[0].label, args, diffs)
     return rows
 

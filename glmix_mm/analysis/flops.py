@@ -30,9 +30,9 @@ count); segmentors with ``mode='tensor'`` (one whole-image forward of backbone, 
 head, no sliding window, no auxiliary head); classifiers with ``mode='tensor'`` (logits).
 """
 import argparse
+import inspect
 import math
 import os.path as osp
-import sys
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -44,12 +44,13 @@ import torch.nn as nn
 from mmengine.analysis import FlopAnalyzer, parameter_count
 from mmengine.analysis.jit_handles import get_shape
 from mmengine.analysis.print_helper import complexity_stats_table
-from mmengine.config import Config, DictAction
 
-from glmix_mm.models import Conformer, GLNet
-from glmix_mm.utils import ConfigError, build_model_from_cfg, read_config
+from glmix_mm.errors import UsageError
+from glmix_mm.models import GLNet
+from glmix_mm.utils import ConfigOptionsAction, tool_main
+
 from .inputs import detection_samples, make_input, parse_shape
-from .zoo import ARCH_KWARGS
+from .zoo import BACKBONES, OUR_ARCHS, ModelSpec, Published, build_backbone, build_full_model
 
 SDPA_OP = 'aten::scaled_dot_product_attention'
 ATTENTION_KEY = 'scaled_dot_product_attention'  # its name in the analyzer's per-op counts
@@ -65,42 +66,9 @@ FREE_OPS = ('aten::unflatten', 'aten::expand_as', 'aten::clone', 'aten::pad', 'a
 
 # Default input size (H, W) of a config's model, by its default scope.
 DEFAULT_CONFIG_SHAPES = {'mmdet': (800, 1280), 'mmseg': (512, 2048), 'mmpretrain': (224, 224)}
-
-
-@dataclass(frozen=True)
-class ArchSpec:
-    """A backbone arch, its constructor arguments and its published FLOPs at 224x224.
-
-    Args:
-        builder (type): Backbone class.
-        kwargs (dict): Constructor arguments.
-        published_gflops (float): Published GFLOPs at 224x224.
-        source (str): Who published them, and how they were counted.
-        with_attention (bool): Whether the published count includes attention products.
-    """
-    builder: type
-    kwargs: Dict[str, Any]
-    published_gflops: float
-    source: str
-    with_attention: bool
-
-
-_GLNET_SOURCE = 'GLNet authors (fvcore, attention counted)'
-_CONFORMER_SOURCE = 'MMPretrain model zoo (attention not counted)'
-# Published GFLOPs at 224x224 of each arch of :data:`ARCH_KWARGS`.
-PUBLISHED_GFLOPS = {'glnet-stl': 4.4, 'glnet-stl-paramslot': 4.4, 'glnet-4g': 4.5, 'glnet-9g': 9.7,
-                    'glnet-16g': 16.7, 'conformer-ti': 4.9, 'conformer-s16': 10.3,
-                    'conformer-s32': 7.1, 'conformer-b': 22.9}
-ARCHS: Dict[str, ArchSpec] = {
-    name: ArchSpec(GLNet, kwargs, PUBLISHED_GFLOPS[name], _GLNET_SOURCE, True)
-    if name.startswith('glnet-') else
-    ArchSpec(Conformer, kwargs, PUBLISHED_GFLOPS[name], _CONFORMER_SOURCE, False)
-    for name, kwargs in ARCH_KWARGS.items()
-}
-
-
-class FlopsToolError(ValueError):
-    """A problem with the tool's input (arch, config file, shape, options)."""
+# An arch is counted as the detection and segmentation configs build it: GLNet with its output
+# norms (the analysis zoo builds it without, for the benchmarks).
+WITH_OUTPUT_NORMS = dict(out_norm=inspect.signature(GLNet).parameters['out_norm'].default)
 
 
 @dataclass
@@ -183,7 +151,10 @@ def analyze(model: nn.Module, inputs: Tuple[torch.Tensor, ...], name: str,
     analyzer = make_flop_analyzer(model, inputs)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        flops = analyzer.total()
+        try:
+            flops = analyzer.total()
+        except ValueError as error:  # e.g. an input size the model cannot process
+            raise UsageError(f'the model rejected the input: {error}') from None
     by_operator = analyzer.by_operator()
     table = complexity_stats_table(analyzer, max_depth=depth,
                                    show_param_shapes=False) if depth > 0 else None
@@ -207,7 +178,7 @@ def image_size(values: Optional[Sequence[int]],
     try:
         hw = parse_shape('x'.join(map(str, values)), lengths=(1, 2))
     except ValueError:
-        raise FlopsToolError(f'--shape takes one or two positive integers (S for SxS, or H W), '
+        raise UsageError(f'--shape takes one or two positive integers (S for SxS, or H W), '
                              f'got {" ".join(map(str, values))}.') from None
     return (hw[0], hw[-1])
 
@@ -215,19 +186,18 @@ def image_size(values: Optional[Sequence[int]],
 def image_batch(batch: int, hw: Tuple[int, int], seed: int = 0) -> torch.Tensor:
     """A reproducible random ``(batch, 3, H, W)`` input."""
     if batch <= 0:
-        raise FlopsToolError(f'--batch must be a positive integer, got {batch}.')
+        raise UsageError(f'--batch must be a positive integer, got {batch}.')
     return make_input((batch, 3, *hw), 'cpu', seed)
 
 
 def build_arch(name: str) -> nn.Module:
-    """Build the backbone of an arch in :data:`ARCHS` (any case), randomly initialised, in eval
-    mode."""
+    """Build the backbone of one of our archs (:data:`~glmix_mm.analysis.zoo.OUR_ARCHS`, any
+    case), randomly initialised, in eval mode."""
     name = name.lower()
-    if name not in ARCHS:
-        raise FlopsToolError(f'Unknown arch {name!r}; choose one of: {", ".join(ARCHS)}.')
-    spec = ARCHS[name]
+    if name not in OUR_ARCHS:
+        raise UsageError(f'Unknown arch {name!r}; choose one of: {", ".join(OUR_ARCHS)}.')
     torch.manual_seed(0)
-    return spec.builder(**spec.kwargs).eval()
+    return build_backbone(ModelSpec(name, name), WITH_OUTPUT_NORMS).eval()
 
 
 def arch_complexity(name: str, hw: Tuple[int, int] = (224, 224), batch: int = 1,
@@ -235,21 +205,6 @@ def arch_complexity(name: str, hw: Tuple[int, int] = (224, 224), batch: int = 1,
     """Parameters and FLOPs of the backbone of an arch (default constructor arguments)."""
     model = build_arch(name)
     return analyze(model, (image_batch(batch, hw), ), name.lower(), depth)
-
-
-def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
-    """Read a config (its ``custom_imports`` are imported) and merge ``cfg_options``."""
-    cfg = read_config(path, cfg_options)
-    if 'model' not in cfg:
-        raise FlopsToolError(f'{path} has no `model`; give a model config.')
-    return cfg
-
-
-def build_model(cfg: Config) -> nn.Module:
-    """Build ``cfg.model`` in the config's default scope, in eval mode, without
-    ``init_weights()`` (pretrained ``init_cfg`` entries are never loaded)."""
-    torch.manual_seed(0)
-    return build_model_from_cfg(cfg).eval()
 
 
 def size_divisor(model: nn.Module) -> int:
@@ -310,9 +265,10 @@ def config_complexity(path: str,
     Returns:
         Complexity: The counts.
     """
-    cfg = load_config(path, cfg_options)
-    hw = hw or DEFAULT_CONFIG_SHAPES.get(cfg.get('default_scope'), (224, 224))
-    model = build_model(cfg)
+    torch.manual_seed(0)
+    model, scope = build_full_model(ModelSpec(path, path, dict(cfg_options or {})))
+    model.eval()
+    hw = hw or DEFAULT_CONFIG_SHAPES[scope]
     divisor = size_divisor(model)
     pad_hw = tuple(math.ceil(s / divisor) * divisor for s in hw)
     inputs = image_batch(batch, pad_hw)
@@ -346,10 +302,10 @@ def config_complexity(path: str,
     return result
 
 
-def relative_difference(result: Complexity, spec: ArchSpec) -> float:
+def relative_difference(result: Complexity, published: Published) -> float:
     """(our count - published) / published, our count taken under the published convention."""
-    ours = result.flops if spec.with_attention else result.flops_without_attention
-    return ours / 1e9 / spec.published_gflops - 1
+    ours = result.flops if published.with_attention else result.flops_without_attention
+    return ours / 1e9 / published.gflops - 1
 
 
 def all_archs_markdown(results: Dict[str, Complexity]) -> str:
@@ -363,15 +319,15 @@ def all_archs_markdown(results: Dict[str, Complexity]) -> str:
         '| difference |', '|---|---|---|---|---|---|---|'
     ]
     for name, result in results.items():
-        spec = ARCHS[name]
+        published = BACKBONES[name].published
         total, without = f'{result.flops / 1e9:.2f}', f'{result.flops_without_attention / 1e9:.2f}'
-        if spec.with_attention:
+        if published.with_attention:
             total = f'**{total}**'
         else:
             without = f'**{without}**'
         lines.append(f'| `{name}` | {result.params / 1e6:.2f}M | {total} | {without} | '
-                     f'{spec.published_gflops} | {spec.source} | '
-                     f'{100 * relative_difference(result, spec):+.1f}% |')
+                     f'{published.gflops} | {published.source} | '
+                     f'{100 * relative_difference(result, published):+.1f}% |')
     return '\n'.join(lines)
 
 
@@ -409,7 +365,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         'the model of a config, counted with MMEngine\'s analyzer plus fused attention.')
     parser.add_argument('config', nargs='?', help='config of a detector, segmentor or '
                         'classifier (e.g. configs/maskrcnn_glnet_4g_coco.py)')
-    parser.add_argument('--arch', help=f'count a backbone instead: one of {", ".join(ARCHS)}')
+    parser.add_argument('--arch',
+                        help=f'count a backbone instead: one of {", ".join(OUR_ARCHS)}')
     parser.add_argument('--all-archs', action='store_true',
                         help='every arch at 224x224 against its published figure (markdown)')
     parser.add_argument('--shape', nargs='+', metavar='S',
@@ -420,7 +377,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         help='with a config: count model.backbone only')
     parser.add_argument('--depth', type=int, default=2,
                         help='depth of the per-module breakdown (default 2; 0 for none)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptionsAction,
                         help='override config entries, e.g. model.backbone.arch=9g')
     args = parser.parse_args(argv)
     if args.shape is not None:
@@ -441,12 +398,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> str:
     """Do what the arguments ask and return the report."""
     if args.all_archs:
-        results = {name: arch_complexity(name) for name in ARCHS}
+        results = {name: arch_complexity(name) for name in OUR_ARCHS}
         return ('Every arch at 224x224, batch 1, backbone as built by --arch. The difference '
                 'compares the figure in bold with the published one, counted alike:\n\n' +
                 all_archs_markdown(results))
     if args.arch is not None:
-        if args.arch.lower() not in ARCHS:  # before the shape, to name the real problem first
+        if args.arch.lower() not in OUR_ARCHS:  # before the shape, to name the real problem first
             build_arch(args.arch)
         hw = image_size(args.shape, (224, 224))
         return format_report(arch_complexity(args.arch, hw, args.batch, args.depth))
@@ -456,14 +413,7 @@ def run(args: argparse.Namespace) -> str:
                           args.depth))
 
 
+@tool_main
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = parse_args(argv)
-    try:
-        print(run(args))
-    except (FlopsToolError, ConfigError) as error:
-        print(f'error: {error}', file=sys.stderr)
-        return 2
-    except ValueError as error:  # e.g. an input size the model cannot process
-        print(f'error: the model rejected the input: {error}', file=sys.stderr)
-        return 2
+    print(run(parse_args(argv)))
     return 0

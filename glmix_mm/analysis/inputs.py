@@ -6,6 +6,8 @@ from typing import Any, List, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from glmix_mm.errors import UsageError
+
 
 def parse_shape(text: str, lengths: Sequence[int] = (4, )) -> Tuple[int, ...]:
     """``'1x3x224x224'`` -> ``(1, 3, 224, 224)``: positive integers joined by ``x`` (or ``X``).
@@ -15,14 +17,14 @@ def parse_shape(text: str, lengths: Sequence[int] = (4, )) -> Tuple[int, ...]:
         lengths (Sequence[int]): How many integers are accepted (default: 4, ``NxCxHxW``).
 
     Raises:
-        ValueError: naming the expected form, if ``text`` is anything else.
+        UsageError: naming the expected form, if ``text`` is anything else (a ``ValueError``).
     """
     parts = str(text).strip().lower().split('x')
     if len(parts) not in lengths or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
         expected = ('NxCxHxW, four positive integers joined by "x", such as 1x3x224x224'
                     if tuple(lengths) == (4, ) else
                     f'{" or ".join(map(str, lengths))} positive integers joined by "x"')
-        raise ValueError(f'Bad shape {text!r}: expected {expected}.')
+        raise UsageError(f'Bad shape {text!r}: expected {expected}.')
     return tuple(int(p) for p in parts)
 
 
@@ -53,7 +55,7 @@ def parse_kwargs(items: Sequence[str]) -> dict:
     for item in items:
         key, sep, value = item.partition('=')
         if not sep or not key.strip():
-            raise ValueError(f'Bad argument {item!r}: expected key=value.')
+            raise UsageError(f'Bad argument {item!r}: expected key=value.')
         kwargs[key.strip()] = parse_value(value)
     return kwargs
 

@@ -14,24 +14,26 @@ from typing import Callable, Tuple
 import torch
 import torch.nn as nn
 
+from glmix_mm.errors import UsageError
+
 
 def import_upstream_glnet(repo: str, tklb: bool = False) -> ModuleType:
     """``models.glnet`` (``models.glnet_tklb`` if ``tklb``) of the GLMix clone ``repo``.
 
-    Raises ``ValueError`` if ``repo`` is not such a clone and ``ImportError`` naming the missing
-    dependencies if upstream's imports fail.
+    Raises ``UsageError`` if ``repo`` is not such a clone, or, naming the missing dependencies,
+    if upstream's imports fail.
     """
     name = 'glnet_tklb' if tklb else 'glnet'
     if not osp.isfile(osp.join(repo, 'models', f'{name}.py')):
-        raise ValueError(f'--glmix-repo {repo!r} has no models/{name}.py; give a clone of '
+        raise UsageError(f'--glmix-repo {repo!r} has no models/{name}.py; give a clone of '
                          'github.com/rayleizhu/GLMix.')
     if repo not in sys.path:
         sys.path.insert(0, repo)
     try:
         return importlib.import_module(f'models.{name}')
     except ImportError as error:
-        raise ImportError(f'Importing the upstream GLNet failed ({error}); it needs timm and '
-                          'fairscale (pip install timm fairscale).') from error
+        raise UsageError(f'Importing the upstream GLNet failed ({error}); it needs timm and '
+                         'fairscale (pip install timm fairscale).') from error
 
 
 def upstream_glnet_factory(repo: str, arch: str) -> Callable:

@@ -28,6 +28,8 @@ import torch.nn as nn
 from mmengine.logging import MMLogger, print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from glmix_mm.errors import GLMixMMError
+
 StateDict = Dict[str, torch.Tensor]
 
 # Where the weights sit inside a checkpoint, by order of preference. ``state_dict``: OpenMMLab;
@@ -79,7 +81,7 @@ CLASS_INDEPENDENT = ('backbone.', 'neck.', 'data_preprocessor.')
 OPTIONAL_MISSING = ('num_batches_tracked', )
 
 
-class CheckpointMismatchError(RuntimeError):
+class CheckpointMismatchError(GLMixMMError, RuntimeError):
     """A checkpoint does not fit the model; the message holds the key report."""
 
 

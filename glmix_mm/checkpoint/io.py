@@ -14,14 +14,15 @@ import json
 import os
 import os.path as osp
 from collections import OrderedDict
-from typing import Mapping, Optional
+from typing import Callable, Mapping, Optional
 from urllib.parse import urlparse
 
 import torch
 from mmengine.logging import print_log
 
-from .unpickling import (CheckpointLoadError, InertObject, first_sentence, full_torch_load,
-                        is_trusted, safe_torch_load)
+from .fit import CheckpointMismatchError
+from .unpickling import (CheckpointLoadError, CheckpointNotFoundError, InertObject,
+                         first_sentence, full_torch_load, is_trusted, safe_torch_load)
 
 # How a pre-1.6 torch.save file starts: pickle protocol 2, then its magic number (a LONG1).
 LEGACY_MAGIC = b'\x80\x02\x8a\x0a' + torch.serialization.MAGIC_NUMBER.to_bytes(10, 'little')[:5]
@@ -115,13 +116,13 @@ def load_local_checkpoint(filename: str, map_location=None) -> dict:
         dict: The loaded checkpoint.
 
     Raises:
-        FileNotFoundError: ``filename`` does not exist.
+        CheckpointNotFoundError: ``filename`` does not exist (a ``FileNotFoundError``).
         CheckpointLoadError: Not a readable checkpoint file, or one that holds no dict.
         UnsafeCheckpointError: Readable only by running code from it, and not trusted.
     """
     filename = osp.expanduser(filename)
     if not osp.exists(filename):
-        raise FileNotFoundError(
+        raise CheckpointNotFoundError(
             f'Checkpoint file {filename!r} does not exist. Download the released weights into '
             'checkpoints/ (see README, "Pretrained weights") or fix the path in the config.')
     if osp.isdir(filename):
@@ -167,3 +168,30 @@ def load_url_safely(url: str,
         match = torch.hub.HASH_REGEX.search(filename) if check_hash else None
         torch.hub.download_url_to_file(url, cached_file, match and match.group(1), progress)
     return load_local_checkpoint(cached_file, map_location)
+
+
+def convert_file(src: str, dst: str, convert: Callable[[Mapping], dict],
+                 save: Callable[[dict, str], None]) -> dict:
+    """What a converter tool does: read ``src`` safely, ``convert`` it, ``save`` it to ``dst``
+    (creating its folder); nothing is written if it cannot be read or converted.
+
+    Returns:
+        dict: The converted checkpoint.
+
+    Raises:
+        CheckpointNotFoundError: ``src`` does not exist.
+        CheckpointLoadError: ``src`` is not a readable checkpoint (the message names it).
+        CheckpointMismatchError: ``convert`` refused its weights (a ``ValueError`` or
+            ``TypeError`` of ``convert`` becomes one, its message prefixed with ``src``).
+    """
+    if not osp.exists(src):
+        raise CheckpointNotFoundError(f'{src} does not exist')
+    checkpoint = load_local_checkpoint(src, 'cpu')
+    try:
+        result = convert(checkpoint)
+    except (CheckpointMismatchError, ValueError, TypeError) as error:
+        raise CheckpointMismatchError(f'{src}: {error}') from None
+    if osp.dirname(dst):
+        os.makedirs(osp.dirname(dst), exist_ok=True)
+    save(result, dst)
+    return result

@@ -39,6 +39,8 @@ import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer, print_log
 
+from glmix_mm.errors import GLMixMMError
+
 TRUSTED_ENV = 'GLMIX_MM_TRUSTED_CHECKPOINTS'
 # Modules no honest checkpoint names: a file that does is refused rather than read as records.
 BLOCKED_MODULES = ('os', 'posix', 'nt', 'sys')
@@ -53,8 +55,13 @@ _DATA_BUILTINS = ('dict', 'list', 'tuple', 'set', 'frozenset', 'int', 'float', '
 _trusted_files: Set[str] = set()
 
 
-class CheckpointLoadError(RuntimeError):
-    """A checkpoint file cannot be read (missing, empty, truncated, not a checkpoint...)."""
+class CheckpointLoadError(GLMixMMError, RuntimeError):
+    """A checkpoint file cannot be read (empty, truncated, not a checkpoint...)."""
+
+
+class CheckpointNotFoundError(CheckpointLoadError, FileNotFoundError):
+    """A checkpoint file that does not exist (exit code 2: fix the path)."""
+    exit_code = 2
 
 
 class UnsafeCheckpointError(CheckpointLoadError, pickle.UnpicklingError):

@@ -4,11 +4,12 @@ from .hooks import (CheckpointFitHook, CPUAutocastHook, EagerOptimizerStepHook, 
                     ResumableTrainingHook, SafeCheckpointHook, TrainingInterrupted,
                     autocast_submodules)
 from .loops import ResumableEpochBasedTrainLoop, ResumableSampler
-from .resume import ResumeError, is_complete_checkpoint, latest_checkpoint
+from .resume import ResumeError, check_resume_file, is_complete_checkpoint, latest_checkpoint
 
 __all__ = [
     'CPUAutocastHook', 'CheckpointFitHook', 'CheckpointMismatchError', 'EagerOptimizerStepHook',
     'RNGStateHook', 'ResumableEpochBasedTrainLoop', 'ResumableSampler', 'ResumableTrainingHook',
     'ResumeError', 'SafeCheckpointHook', 'TrainingInterrupted', 'autocast_submodules',
-    'check_file', 'check_fit', 'is_complete_checkpoint', 'latest_checkpoint'
+    'check_file', 'check_fit', 'check_resume_file', 'is_complete_checkpoint',
+    'latest_checkpoint'
 ]

@@ -19,7 +19,8 @@ from mmengine.logging import print_log
 from mmengine.registry import DATA_SAMPLERS, LOOPS
 from mmengine.runner import EpochBasedTrainLoop
 
-from .hooks.rng_state_hook import rng_state, set_rng_state
+from .mmengine_internals import end_epoch
+from .random_states import rng_state, set_rng_state
 
 WARNING = 30
 
@@ -66,7 +67,7 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     @property
     def batches_done_in_epoch(self) -> int:
         """Batches of the epoch in progress already trained on."""
-        return self._iter - self._epoch * len(self.dataloader)
+        return self.iter - self.epoch * len(self.dataloader)
 
     def run_epoch(self) -> None:
         done = self.batches_done_in_epoch
@@ -74,13 +75,13 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
             return super().run_epoch()
         self.runner.call_hook('before_train_epoch')  # the sampler's epoch is set here
         self.runner.model.train()
-        print_log(f'Resuming inside epoch {self._epoch + 1}: {done} of its '
+        print_log(f'Resuming inside epoch {self.epoch + 1}: {done} of its '
                   f'{len(self.dataloader)} iterations were trained, skipping them.',
                   logger='current')
         for idx, data_batch in enumerate(self._remaining_batches(done), start=done):
             self.run_iter(idx, data_batch)
         self.runner.call_hook('after_train_epoch')
-        self._epoch += 1
+        end_epoch(self)
 
     def _remaining_batches(self, done: int):
         """The data loader's batches after the first ``done`` of this epoch."""

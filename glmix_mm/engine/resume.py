@@ -18,13 +18,17 @@ from typing import Iterable, List, Optional, Tuple
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import find_latest_checkpoint
 
+from glmix_mm.errors import GLMixMMError
+
+from .mmengine_internals import cancel_resume, checkpoint_to_load, set_checkpoint_to_load
+
 WARNING = 30
 # The name of a checkpoint taken inside an epoch: 1-based epoch, iterations of it done.
 MID_EPOCH_NAME = 'epoch_{}_iter_{}.pth'
 _NAMES = re.compile(r'^(?:(epoch|iter)_(\d+)|epoch_(\d+)_iter_(\d+))\.pth$')
 
 
-class ResumeError(RuntimeError):
+class ResumeError(GLMixMMError, RuntimeError):
     """``--resume FILE`` names a file that is missing or incomplete."""
 
 
@@ -91,28 +95,39 @@ def _describe(path: str) -> str:
         'is incomplete (truncated by an interrupted write?)'
 
 
+def check_resume_file(path: str, work_dir: str) -> None:
+    """Check a checkpoint named to resume from (``--resume FILE``): complete, or a URL.
+
+    Raises:
+        ResumeError: It is missing or incomplete; the message names the newest complete
+            checkpoint of ``work_dir`` and of its own folder, if there is one.
+    """
+    if is_complete_checkpoint(path) or '://' in path:
+        return
+    newest = newest_complete_checkpoint([work_dir, osp.dirname(path)])
+    raise ResumeError(
+        f'Cannot resume from {path}: the file {_describe(path)}.' +
+        (f' The newest complete checkpoint is {newest}; pass it to --resume, or --resume '
+         'without a file to take the newest one.' if newest else ''))
+
+
 def resolve_resume(runner) -> None:
     """Point an auto-resuming runner (``resume=True``, ``load_from=None``) at the checkpoint to
-    continue from; check an explicit one. Called before MMEngine loads it.
+    continue from; check an explicit one (:func:`check_resume_file`). Called before MMEngine
+    loads it.
 
     Raises:
         ResumeError: An explicit ``load_from`` to resume from is missing or incomplete.
     """
-    work_dir = runner.work_dir
-    if runner._load_from is not None:
-        path = runner._load_from
-        if is_complete_checkpoint(path) or '://' in path:
-            return
-        newest = newest_complete_checkpoint([work_dir, osp.dirname(path)])
-        raise ResumeError(
-            f'Cannot resume from {path}: the file {_describe(path)}.' +
-            (f' The newest complete checkpoint is {newest}; pass it to --resume, or --resume '
-             'without a file to take the newest one.' if newest else ''))
+    work_dir, path = runner.work_dir, checkpoint_to_load(runner)
+    if path is not None:
+        check_resume_file(path, work_dir)
+        return
     pointer = osp.join(work_dir, 'last_checkpoint')
     named = _named(work_dir)
     if named and is_complete_checkpoint(named):
         print_log(f'Resuming from {named} (named by {pointer}).', logger='current')
-        runner._load_from = named
+        set_checkpoint_to_load(runner, named)
         return
     newest = newest_complete_checkpoint([work_dir, osp.dirname(named)])
     reason = f'{pointer} names {named}, which {_describe(named)}' if named else \
@@ -120,8 +135,8 @@ def resolve_resume(runner) -> None:
     if newest:
         print_log(f'--resume: {reason}; resuming from {newest}, the newest complete '
                   'checkpoint in the work dir.', logger='current', level=WARNING)
-        runner._load_from = newest
+        set_checkpoint_to_load(runner, newest)
     else:
         print_log(f'--resume: {reason}, and the work dir holds no complete checkpoint: '
                   'training starts from the beginning.', logger='current', level=WARNING)
-        runner._resume = False
+        cancel_resume(runner)

@@ -23,15 +23,17 @@ except ImportError as error:  # pragma: no cover - depends on the environment
     raise ImportError('glmix_mm.models.conformer builds on MMPretrain\'s Conformer blocks: '
                       'install it with `pip install "mmpretrain>=1.0"`.') from error
 
+from glmix_mm.checkpoint import StateDict, load_pretrained
 from glmix_mm.registry import register_model
 
 from .argument_checks import check_drop_path_rate, check_out_indices, is_int
-from glmix_mm.checkpoint import StateDict, load_pretrained
 from .freezing import batch_norms_to_eval, freeze
 
 # Parts of the classification models that a dense backbone does not have: the two heads and the
 # norm before the transformer head (authors' and MMPretrain's names alike).
 CLASSIFIER_PREFIXES = ('conv_cls_head.', 'trans_cls_head.', 'trans_norm.')
+# Model keys a checkpoint may lack: BatchNorm step counters (absent from converted weights).
+OPTIONAL_MISSING = [r'.*num_batches_tracked$']
 
 # Authors' names -> MMPretrain's names inside a transformer block (``trans_1`` and every
 # ``conv_trans_<i>.trans_block``). Everything else is named alike.
@@ -264,7 +266,7 @@ class Conformer(MMPretrainConformer):
         return dict(
             description=f'Conformer(arch={self.arch_name!r}, patch_size={self.patch_size})',
             convert=convert_conformer_state_dict,
-            optional_missing=[r'.*num_batches_tracked$'])
+            optional_missing=OPTIONAL_MISSING)
 
     def _check_input(self, x: torch.Tensor) -> None:
         """Raise a ``ValueError`` (``TypeError``) for inputs the network cannot process

@@ -14,11 +14,11 @@ from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import constant_init, trunc_normal_init
 
+from glmix_mm.checkpoint import StateDict, load_pretrained
 from glmix_mm.registry import register_model
 
 from . import cpu_blocking
 from .argument_checks import check_drop_path_rate, check_norm_cfg, check_out_indices, is_int
-from glmix_mm.checkpoint import StateDict, load_pretrained
 from .freezing import batch_norms_to_eval, freeze
 from .glmix import GLMixBlock, MHSABlock, MHSATokenBlock
 from .layers import check_window
@@ -29,6 +29,19 @@ from .layers import check_window
 MIXERS = ('glmix', 'mhsa', 'mhsa_tokens', 'glmix+mhsa')
 # How GLNet runs (see its ``execution`` argument).
 EXECUTIONS = ('auto', 'plain')
+# The parts of the released ImageNet classifiers that the backbone does not have (the pre-head
+# norm, the head, the token-labeling head) and their names in an MMPretrain ImageClassifier.
+CLASSIFIER_PARTS = {
+    'norm.': 'backbone.norm3.',
+    'head.': 'head.fc.',
+    'tklb_aux_head.': 'head.aux_fc.'
+}
+
+
+def backbone_weights(state_dict: StateDict) -> StateDict:
+    """The weights of a released GLNet classifier (upstream names) without its
+    :data:`CLASSIFIER_PARTS`: those of the backbone."""
+    return {k: v for k, v in state_dict.items() if not k.startswith(tuple(CLASSIFIER_PARTS))}
 
 
 class GLNetStage(BaseModule):
@@ -365,12 +378,11 @@ class GLNet(BaseModule):
     def _convert_checkpoint(self, state_dict: StateDict) -> StateDict:
         """Drop what the backbone does not have: classification heads, the pre-head norm of the
         ImageNet models (``norm.``) and output norms this model was built without."""
-        own = self.state_dict()
+        own, out_norms = self.state_dict(), {f'norm{i}' for i in range(4)}
         return {
             k: v
-            for k, v in state_dict.items()
-            if not k.startswith(('head.', 'tklb_aux_head.', 'norm.')) and not (
-                k.split('.')[0] in {f'norm{i}' for i in range(4)} and k not in own)
+            for k, v in backbone_weights(state_dict).items()
+            if not (k.split('.')[0] in out_norms and k not in own)
         }
 
     def _check_input(self, x: torch.Tensor) -> None:

@@ -6,6 +6,8 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict
 
+from glmix_mm.errors import GLMixMMError
+
 # Where each public dataset comes from, by dataset type, for the missing-data message.
 DATASET_HELP = {
     'CocoDataset': ('COCO 2017', 'https://cocodataset.org/#download (train2017, val2017 and '
@@ -26,8 +28,10 @@ FULL_READ_BYTES = 64 * 2**20
 EVALUATORS = dict(val_dataloader='val_evaluator', test_dataloader='test_evaluator')
 
 
-class DatasetNotFoundError(FileNotFoundError):
-    """A config's dataset is not on disk; the message says where it must be and how to get it."""
+class DatasetNotFoundError(GLMixMMError, FileNotFoundError):
+    """A config's dataset is not on disk; the message says where it must be and how to get it
+    (exit code 2)."""
+    exit_code = 2
 
 
 class BadDatasetError(DatasetNotFoundError):

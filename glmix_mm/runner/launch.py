@@ -14,6 +14,7 @@ from mmengine.config import Config
 
 from glmix_mm.utils.config_checks import ConfigError
 
+
 class LaunchError(ConfigError):
     """The launcher's environment is incomplete (e.g. ``--launcher slurm`` outside ``srun``)."""
 

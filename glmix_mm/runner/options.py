@@ -53,10 +53,15 @@ def enable_show_dir(cfg: Config, show_dir: str) -> None:
         hook.update(enable=True, out_dir=show_dir)
 
 
-# Hooks every run needs, whatever the config (configs/_base_/glnet_common.py has them; a config
-# that replaces custom_hooks, or a stock OpenMMLab config with a glmix_mm backbone, may not).
-# EagerOptimizerStepHook acts only with MMEngine's ``compile`` option.
-SAFETY_HOOKS = ('CheckpointFitHook', 'ResumableTrainingHook', 'EagerOptimizerStepHook')
+#: The glmix_mm hooks every run needs, whatever its config: random states saved in checkpoints
+#: (so that --resume continues the same random stream), checkpoints checked against the model
+#: when loaded, training that a signal stops cleanly and --resume continues, MMEngine's
+#: ``compile`` option with the optimizer update left eager (acts only with that option).
+#: ``configs/_base_/glnet_common.py`` lists these; :func:`add_safety_hooks` adds the missing
+#: ones to any config run by ``tools/train.py`` / ``tools/test.py`` (a config that replaces
+#: ``custom_hooks``, a stock OpenMMLab config).
+SAFETY_HOOKS = ('RNGStateHook', 'CheckpointFitHook', 'ResumableTrainingHook',
+                'EagerOptimizerStepHook')
 
 
 def _hook_name(hook: dict) -> str:
@@ -101,12 +106,9 @@ def use_resumable_loop(cfg: Config) -> None:
 
 
 def add_safety_hooks(cfg: Config, allow_partial: bool = False) -> None:
-    """Make sure ``cfg.custom_hooks`` holds the glmix_mm hooks that check loaded checkpoints,
-    keep training resumable and let MMEngine's ``compile`` option work
-    (:class:`~glmix_mm.engine.CheckpointFitHook`,
-    :class:`~glmix_mm.engine.ResumableTrainingHook`,
-    :class:`~glmix_mm.engine.EagerOptimizerStepHook`), and that checkpoints are written
-    atomically (:func:`use_safe_checkpoint_hook`).
+    """Make sure ``cfg.custom_hooks`` holds the :data:`SAFETY_HOOKS` (random states in
+    checkpoints, loaded checkpoints checked, training resumable, MMEngine's ``compile`` option
+    working), and that checkpoints are written atomically (:func:`use_safe_checkpoint_hook`).
 
     Args:
         cfg (Config): The full config, changed in place.

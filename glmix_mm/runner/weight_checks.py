@@ -6,9 +6,13 @@ from typing import Iterator, Tuple
 
 from mmengine.config import Config
 
+from glmix_mm.errors import GLMixMMError
 
-class PretrainedNotFoundError(FileNotFoundError):
-    """An ``init_cfg`` of the config names a checkpoint file that does not exist."""
+
+class PretrainedNotFoundError(GLMixMMError, FileNotFoundError):
+    """An ``init_cfg`` of the config names a checkpoint file that does not exist (exit code
+    2)."""
+    exit_code = 2
 
 
 def _pretrained_files(node, key: str) -> Iterator[Tuple[str, str]]:

@@ -1,15 +1,8 @@
-from .cli import ConfigOptionsAction, at_least
+from .cli import (ConfigOptionsAction, add_run_arguments, at_least, parse_run_args,
+                  tool_main)
 from .config_checks import ConfigError, read_config, unknown_types_refused
 from .model_checks import check_neck_channels
 
-__all__ = ['ConfigError', 'ConfigOptionsAction', 'at_least', 'build_model_from_cfg',
-           'check_neck_channels', 'read_config', 'unknown_types_refused']
-
-
-def __getattr__(name: str):
-    # The analysis and deployment tools import build_model_from_cfg from here; it lives in
-    # glmix_mm.runner, which imports this package (imported lazily to avoid the cycle).
-    if name == 'build_model_from_cfg':
-        from glmix_mm.runner import build_model_from_cfg
-        return build_model_from_cfg
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+__all__ = ['ConfigError', 'ConfigOptionsAction', 'add_run_arguments', 'at_least',
+           'check_neck_channels', 'parse_run_args', 'read_config', 'tool_main',
+           'unknown_types_refused']

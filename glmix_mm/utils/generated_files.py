@@ -6,6 +6,8 @@ import os
 import os.path as osp
 from typing import List, Set, Tuple
 
+from glmix_mm.errors import UsageError
+
 MANIFEST = '.make_demo_data.json'
 #: The folders ``tools/make_demo_data.py`` writes into (COCO, ADE20K and ImageNet style).
 DEMO_SUBTREES = ('coco', 'ade', 'imagenet')
@@ -51,13 +53,13 @@ def clear_previous_output(out: str, planned: List[str], subtrees: Tuple[str, ...
         tool (str): The generator's name, for the error message.
 
     Raises:
-        FileExistsError: ``out`` holds files in the generator's folders that it did not write
+        UsageError: ``out`` holds files in the generator's folders that it did not write
             (nothing is removed then).
     """
     previous = read_manifest(out, subtrees)
     foreign = sorted(files_in_subtrees(out, subtrees) - previous)
     if foreign:
-        raise FileExistsError(
+        raise UsageError(
             f'{out} holds {len(foreign)} file(s) in {"/, ".join(subtrees)}/ that '
             f'{tool} did not write (e.g. {foreign[0]}), which would mix into the '
             'generated datasets; give a new or empty --out folder, or remove them.')

@@ -89,7 +89,7 @@ def test_user_mistakes_get_one_line(capsys, argv, message):
 def test_checkpoint_of_another_model_is_refused(tmp_path, small_config, capsys):
     checkpoint = str(tmp_path / 'other.pth')
     torch.save({'state_dict': {'backbone.conv.weight': torch.zeros(1)}}, checkpoint)
-    assert pytorch2onnx.main(['--config', small_config, '--checkpoint', checkpoint]) == 2
+    assert pytorch2onnx.main(['--config', small_config, '--checkpoint', checkpoint]) == 1
     assert 'does not fit' in capsys.readouterr().err
 
 

@@ -7,7 +7,7 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from glmix_mm.checkpoint.converters import conformer_to_mm
+from glmix_mm.models.converters import conformer_to_mm
 from glmix_mm.models import conformer as conformer_module
 from glmix_mm.models.conformer import Conformer
 

@@ -36,3 +36,19 @@ def test_iteration_loops_and_other_samplers_stay():
     use_resumable_loop(cfg)
     assert cfg.train_cfg.type == 'IterBasedTrainLoop'
     assert cfg.train_dataloader.sampler.type == 'InfiniteSampler'
+
+
+def test_the_configs_and_the_tools_add_one_list_of_safety_hooks():
+    """configs/_base_/glnet_common.py lists SAFETY_HOOKS (the configs' hooks added once:
+    tests/test_engine/test_checkpoint_fit.py); add_safety_hooks adds all of them to a plain
+    config."""
+    from helpers import ROOT
+
+    from glmix_mm.runner import SAFETY_HOOKS, add_safety_hooks
+    assert 'RNGStateHook' in SAFETY_HOOKS
+    common = Config.fromfile(f'{ROOT}/configs/_base_/glnet_common.py')
+    assert [h['type'] for h in common.custom_hooks] == list(SAFETY_HOOKS)
+    assert 'SAFETY_HOOKS' not in common and 'name' not in common
+    plain = Config(dict(custom_hooks=[dict(type='EMAHook')]))
+    add_safety_hooks(plain)
+    assert [h['type'] for h in plain.custom_hooks] == ['EMAHook', *SAFETY_HOOKS]

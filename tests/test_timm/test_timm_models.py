@@ -10,7 +10,7 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 from glmix_mm.checkpoint import CheckpointMismatchError
-from glmix_mm.checkpoint.converters import glnet_to_mm
+from glmix_mm.models.converters import glnet_to_mm
 from glmix_mm.models import Conformer, GLNet
 
 from fakes import UPSTREAM_NAMES, randomize, random_upstream_checkpoint

@@ -7,13 +7,16 @@ The tools run in this process (``main(argv)``), which is much faster than a subp
 import json
 import os
 import os.path as osp
+import pickle
 import re
 import shutil
+import sys
 
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.logging import MMLogger
 from PIL import Image
 
 import glmix_mm  # noqa: F401
@@ -202,7 +205,7 @@ def test_make_demo_data_refuses_a_folder_with_other_files(tmp_path, capsys):
     folder.mkdir(parents=True)
     (folder / 'holiday.png').write_bytes(b'x')
     assert make_demo_data.main(['--out', str(tmp_path / 'data'), '--num-train', '3',
-                                '--num-val', '3', '--size', '32']) == 1
+                                '--num-val', '3', '--size', '32']) == 2
     line = error_line(capsys)
     assert "did not write (e.g. coco/train/holiday.png)" in line
     assert 'give a new or empty --out folder, or remove them' in line
@@ -269,25 +272,26 @@ def test_visualize_slots_draws_a_16bit_png(images, tmp_path, capsys):
         assert abs(width - 240 * 6) <= 1 and height == 240, png.size
 
 
-@pytest.mark.parametrize('args,message', [
-    (['IMG/empty.png'], r"empty\.png' \(0 bytes\) is not an image file that can be read"),
-    (['IMG/notes.png'], r"notes\.png' \(12 bytes\) is not an image file that can be read"),
-    (['IMG/missing.png'], r"image '.*missing\.png' does not exist"),
-    (['IMG/rgb.png', '--blocks', '2.x'], r"--blocks '2\.x': give blocks as 'stage\.block' "
+@pytest.mark.parametrize('args,code,message', [
+    (['IMG/empty.png'], 1, r"empty\.png' \(0 bytes\) is not an image file that can be read"),
+    (['IMG/notes.png'], 1, r"notes\.png' \(12 bytes\) is not an image file that can be read"),
+    (['IMG/missing.png'], 2, r"image '.*missing\.png' does not exist"),
+    (['IMG/rgb.png', '--blocks', '2.x'], 2, r"--blocks '2\.x': give blocks as 'stage\.block' "
      r'\(e\.g\. 2\.5\); blocks with slots: 0\.0, 0\.1'),
-    (['IMG/rgb.png', '--blocks', '1.9'], r"--blocks '1\.9': no such block \(stage 0: 0\.\.1, "
-     r'stage 1: 0\.\.1, stage 2: 0\.\.5, stage 3: 0\.\.1\)'),
-    (['IMG/rgb.png', '--blocks', '3.0'], r"blocks \['3\.0'\] have no slots"),
-    (['IMG/rgb.png', '--config', 'no/such/config.py'],
+    (['IMG/rgb.png', '--blocks', '1.9'], 2, r"--blocks '1\.9': no such block \(stage 0: "
+     r'0\.\.1, stage 1: 0\.\.1, stage 2: 0\.\.5, stage 3: 0\.\.1\)'),
+    (['IMG/rgb.png', '--blocks', '3.0'], 2, r"blocks \['3\.0'\] have no slots"),
+    (['IMG/rgb.png', '--config', 'no/such/config.py'], 2,
      r"config 'no/such/config\.py' does not exist"),
-    (['IMG/rgb.png', '--arch', '5g'], r"Unknown GLNet arch '5g'"),
+    (['IMG/rgb.png', '--arch', '5g'], 2, r"--arch: Unknown GLNet arch '5g'"),
 ])
-def test_visualize_slots_bad_input_is_one_line(images, tmp_path, capsys, args, message):
+def test_visualize_slots_bad_input_is_one_line(images, tmp_path, capsys, args, code, message):
     visualize_slots = load_tool('tools/visualize_slots.py')
     args = [a.replace('IMG', str(images['folder'])) for a in args]
     if '--arch' not in args and '--config' not in args:
         args += ['--arch', 'stl']
-    assert visualize_slots.main([*args, '--size', '32', '--out', str(tmp_path / 'x.png')]) == 1
+    out = str(tmp_path / 'x.png')
+    assert visualize_slots.main([*args, '--size', '32', '--out', out]) == code
     assert re.search(message, error_line(capsys))
     assert not (tmp_path / 'x.png').exists()
 
@@ -297,7 +301,7 @@ def test_visualize_slots_typo_in_backbone_type(images, tmp_path, capsys):
     config = tmp_path / 'typo.py'
     config.write_text(f"_base_ = '{DEMO}'\nmodel = dict(backbone=dict(type='GLNett'))\n")
     assert visualize_slots.main([str(images['folder'] / 'rgb.png'), '--config', str(config),
-                                 '--size', '32', '--out', str(tmp_path / 'x.png')]) == 1
+                                 '--size', '32', '--out', str(tmp_path / 'x.png')]) == 2
     assert error_line(capsys) == (f'error: {config} has no GLNet backbone: slots exist only '
                                   'in GLNet.')
 
@@ -329,7 +333,7 @@ def test_image_demo_non_image_is_one_line(images, capsys, name, message):
 def test_image_demo_missing_config_is_one_line(images, capsys):
     image_demo = load_tool('tools/image_demo.py')
     image = str(images['folder'] / 'rgb.png')
-    assert image_demo.main([image, 'no/such/config.py', image]) == 1
+    assert image_demo.main([image, 'no/such/config.py', image]) == 2
     assert error_line(capsys) == "error: config 'no/such/config.py' does not exist"
 
 
@@ -411,7 +415,8 @@ def test_neck_channels_that_do_not_fit_the_backbone():
     (without the check: a RuntimeError inside FPN at the first forward pass)."""
     from mmengine.registry import MODELS, init_default_scope
 
-    from glmix_mm.utils import ConfigError, build_model_from_cfg, check_neck_channels
+    from glmix_mm.runner import build_model_from_cfg
+    from glmix_mm.utils import ConfigError, check_neck_channels
     cfg = Config.fromfile(DEMO)
     cfg.merge_from_dict({'model.backbone.arch': 'stl'})
     message = re.escape(
@@ -485,3 +490,99 @@ def test_test_py_typo_in_a_transform_type_is_one_line(demo_options, tmp_path, ca
     assert test_tool.main([DEMO, str(checkpoint), '--work-dir', str(tmp_path / 'work'),
                            '--cfg-options', *options]) == 2
     assert the_error(capsys).startswith("error: unknown type 'LoadImageFromFil' in the config")
+
+
+# ---------------------------------------------------------------------------------------------
+# Every tool answers every error of ours with one line and the error's exit code
+# (glmix_mm.utils.tool_main): one bad input of each kind that reaches the tool.
+
+
+@pytest.fixture(scope='module')
+def bad_files(tmp_path_factory):
+    """A plain pickle, a truncated torch.save file, a path that does not exist, and the demo
+    detection config made small (``SMALL_DEMO_DETECTOR``: quick to build)."""
+    folder = tmp_path_factory.mktemp('bad_files')
+    small = Config.fromfile(DEMO)
+    small.merge_from_dict(helpers.SMALL_DEMO_DETECTOR)
+    small.dump(str(folder / 'small_demo.py'))
+    with open(folder / 'plain.pkl', 'wb') as f:
+        pickle.dump({'state_dict': {}}, f)
+    torch.save({'state_dict': {'w': torch.zeros(1000)}}, folder / 'full.pth')
+    data = (folder / 'full.pth').read_bytes()
+    (folder / 'truncated.pth').write_bytes(data[:len(data) // 2])
+    return dict(pickle=str(folder / 'plain.pkl'), truncated=str(folder / 'truncated.pth'),
+                missing=str(folder / 'missing.pth'), SMALL=str(folder / 'small_demo.py'))
+
+
+CLASSIFIER = osp.join(ROOT, 'configs/glnet_4g_in1k.py')
+INIT_CFG_NONE = (r'--cfg-options model\.backbone\.init_cfg\.checkpoint=x\.pth: '
+                 r'model\.backbone\.init_cfg is None in the config, not a dict whose keys can be '
+                 r'set; replace it whole with --cfg-options model\.backbone\.init_cfg\._delete_='
+                 r'True model\.backbone\.init_cfg\.type=Pretrained '
+                 r'model\.backbone\.init_cfg\.checkpoint=x\.pth$')
+
+
+@pytest.mark.parametrize('tool, args, code, message', [
+    ('image_demo.py', ['IMG', 'SMALL', 'pickle'], 1, 'a plain pickle file, not a torch.save'),
+    ('image_demo.py', ['IMG', 'SMALL', 'truncated'], 1, 'truncated or corrupt checkpoint'),
+    ('image_demo.py', ['IMG', 'SMALL', 'missing'], 2, "checkpoint '.*missing.pth' does not exist"),
+    ('image_demo.py', ['IMG', CLASSIFIER, 'IMG'], 2, "'mmpretrain' config; image_demo.py draws"),
+    ('train.py', [DEMO, '--cfg-options', 'model.backbone.init_cfg.checkpoint=x.pth'], 2,
+     INIT_CFG_NONE),
+    ('train.py', [DEMO, '--resume', 'missing', '--cfg-options', 'DEMO_OPTIONS'], 1,
+     r'Cannot resume from .*missing\.pth: the file does not exist'),
+    ('test.py', [DEMO, 'missing'], 2, r'checkpoint .*missing\.pth does not exist'),
+    ('visualize_slots.py', ['IMG', '--arch', 'stl', '--size', '32', '--checkpoint',
+                            'truncated'], 1, 'truncated or corrupt checkpoint'),
+    ('model_converters/glnet2mm.py', ['pickle', 'OUT'], 1, 'a plain pickle file'),
+    ('model_converters/conformer2mm.py', ['truncated', 'OUT'], 1, 'truncated or corrupt'),
+    ('model_converters/mm2glnet.py', ['missing', 'OUT'], 2, r'missing\.pth does not exist'),
+    ('deployment/pytorch2onnx.py', ['--arch', 'stl', '--checkpoint', 'pickle'], 1,
+     'a plain pickle file'),
+    ('deployment/deploy_detector.py', [DEMO, '--image', 'missing'], 2,
+     r"image '.*missing\.pth' does not exist"),
+    ('analysis/benchmark.py', ['TYPO', '--shape', '1x3x32x32', '--warmup', '0', '--repeats',
+                               '1'], 2, "unknown type 'GLNett' in the config"),
+    ('analysis/get_flops.py', ['--arch', 'glnet-5g'], 2, "Unknown arch 'glnet-5g'"),
+    ('analysis/compare_with_upstream.py', ['--glmix-repo', 'FAKE_REPO'], 2,
+     r"Importing the upstream GLNet failed \(No module named 'fairscale_not_installed'\); it "
+     r'needs timm and fairscale'),
+    ('make_pretrain_data.py', ['--out', 'OTHER_FILES', '--num-train', '1', '--num-val', '1'], 2,
+     'that make_pretrain_data.py did not write'),
+])
+def test_every_tool_answers_our_errors_in_one_line(tool, args, code, message, bad_files,
+                                                   images, demo_options, tmp_path, capsys,
+                                                   monkeypatch):
+    typo = tmp_path / 'typo.py'
+    typo.write_text(f"_base_ = '{DEMO}'\nmodel = dict(backbone=dict(type='GLNett'))\n")
+    (tmp_path / 'repo' / 'models').mkdir(parents=True)
+    (tmp_path / 'repo' / 'models' / 'glnet.py').write_text('import fairscale_not_installed\n')
+    (tmp_path / 'other' / 'train' / 'square').mkdir(parents=True)
+    (tmp_path / 'other' / 'train' / 'square' / 'mine.png').write_bytes(b'x')
+    values = dict(bad_files, IMG=str(images['folder'] / 'rgb.png'), OUT=str(tmp_path / 'o.pth'),
+                  TYPO=str(typo), FAKE_REPO=str(tmp_path / 'repo'),
+                  OTHER_FILES=str(tmp_path / 'other'))
+    argv = []
+    for arg in args:
+        if arg == 'DEMO_OPTIONS':
+            argv += demo_options
+        else:
+            name, equals, value = arg.rpartition('=')
+            argv.append(name + equals + values.get(value, value) if equals else
+                        values.get(arg, arg))
+    argv = ['--work-dir', str(tmp_path / 'work'), *argv] if tool in ('train.py', 'test.py') \
+        else argv
+    # MMEngine's current logger writes where this test captures (an earlier in-process run's
+    # would write to that run's closed capture).
+    MMLogger.get_instance(f'bad-input-{tmp_path.name}')
+    monkeypatch.setattr(sys, 'path', list(sys.path))  # compare_with_upstream adds the repo
+    modules = set(sys.modules)
+    try:
+        assert helpers.load_tool(tool).main(argv) == code
+    finally:  # the fake repo's models package
+        for name in set(sys.modules) - modules:
+            if name.split('.')[0] == 'models':
+                del sys.modules[name]
+    line = the_error(capsys)
+    assert re.search(message, line), line
+    assert not (tmp_path / 'o.pth').exists()

@@ -49,7 +49,7 @@ def test_rerun_replaces_and_foreign_files_are_refused(tmp_path, capsys):
     assert gen.main(['--out', str(out), '--num-train', '1', '--num-val', '1', '--size', '32']) == 0
     assert not (out / 'train/disc/train_00001.png').exists()
     (out / 'train/disc/mine.png').write_bytes(b'x')
-    assert gen.main(['--out', str(out), '--num-train', '1', '--num-val', '1']) == 1
+    assert gen.main(['--out', str(out), '--num-train', '1', '--num-val', '1']) == 2
     assert 'make_pretrain_data.py did not write' in capsys.readouterr().err
     assert (out / 'train/disc/train_00000.png').exists()  # nothing removed
 

@@ -9,6 +9,7 @@ import pytest
 from mmengine.config import Config, DictAction
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from glmix_mm.errors import GLMixMMError
 from helpers import load_tool
 
 pf = load_tool('analysis/pretrain_finetune.py')
@@ -59,7 +60,7 @@ def test_last_metrics_is_the_last_validation(tmp_path, monkeypatch):
         dict(loss=0.5, lr=0.1, step=2), {'coco/bbox_mAP': 0.4, 'step': 2},
         dict(loss=0.4, lr=0.1, step=3)])
     assert pf.last_metrics('run') == {'coco/bbox_mAP': 0.4, 'step': 2}
-    with pytest.raises(RuntimeError, match='no MMEngine scalars.json'):
+    with pytest.raises(GLMixMMError, match='no MMEngine scalars.json'):
         pf.last_metrics('missing')
 
 
@@ -83,6 +84,6 @@ def test_a_failing_run_names_its_log(tmp_path, monkeypatch):
     monkeypatch.setattr(pf, 'ROOT', str(tmp_path))
     log = str(tmp_path / 'row.log')
     cmd = [sys.executable, '-c', 'import sys; print("boom"); sys.exit(3)']
-    with pytest.raises(RuntimeError, match=f'exited with 3; its output is in {log}'):
+    with pytest.raises(GLMixMMError, match=f'exited with 3; its output is in {log}'):
         pf.run_logged(cmd, log, threads=1)
     assert 'boom' in open(log).read()

@@ -17,6 +17,7 @@ from mmengine.config import Config
 from torch.nn.parallel import DistributedDataParallel
 
 from glmix_mm.runner import distributed_session
+from helpers import load_tool
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
@@ -61,6 +62,46 @@ def test_resume_after_sigkill_ends_with_the_same_weights(demo_options, tmp_path)
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, f'{len(different)} tensors differ, e.g. {different[:3]}'
+
+
+# A stock MMDetection config, no glmix_mm hook in it: a tiny RetinaNet (ResNet-18 of 8 base
+# channels) on the generated demo data, whose random flips draw from numpy's stream; MMEngine's
+# default hooks (a checkpoint every epoch).
+PLAIN_MMDET = """
+_base_ = 'mmdet::_base_/models/retinanet_r50_fpn.py'
+default_scope = 'mmdet'
+model = dict(
+    backbone=dict(depth=18, base_channels=8, init_cfg=None),
+    neck=dict(in_channels=[8, 16, 32, 64], out_channels=16),
+    bbox_head=dict(num_classes=3, in_channels=16, feat_channels=16, stacked_convs=1))
+train_dataloader = dict(
+    batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(
+        type='CocoDataset', data_root='{root}', ann_file='annotations/instances_train.json',
+        data_prefix=dict(img='train/'), metainfo=dict(classes=('square', 'disc', 'triangle')),
+        pipeline=[dict(type='LoadImageFromFile'), dict(type='LoadAnnotations', with_bbox=True),
+                  dict(type='RandomFlip', prob=0.5), dict(type='PackDetInputs')]))
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=2)
+optim_wrapper = dict(optimizer=dict(type='SGD', lr=0.01, momentum=0.9))
+randomness = dict(seed=0)
+"""
+
+
+def test_a_plain_mmdet_config_resumes_the_same_random_stream(demo_data, tmp_path, capsys):
+    """tools/train.py gives a config without our hooks the safety hooks, RNGStateHook among
+    them: trained for one epoch, then resumed for the second, it ends with the weights of the
+    run trained straight for two."""
+    config = tmp_path / 'retinanet_demo.py'
+    config.write_text(PLAIN_MMDET.format(root=f'{demo_data}/coco/'))
+    train = load_tool('train.py')
+    straight, resumed = str(tmp_path / 'straight'), str(tmp_path / 'resumed')
+    assert train.main([str(config), '--work-dir', straight]) == 0
+    assert train.main([str(config), '--work-dir', resumed, '--cfg-options',
+                       'train_cfg.max_epochs=1']) == 0
+    assert train.main([str(config), '--work-dir', resumed, '--resume']) == 0
+    a, b = (weights(osp.join(w, 'epoch_2.pth')) for w in (straight, resumed))
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert a.keys() == b.keys() and not different, f'{len(different)} tensors differ'
 
 
 @pytest.mark.slow

@@ -130,7 +130,7 @@ def test_compile_option_on_an_old_torch_is_one_line(run_here, monkeypatch, demo_
     monkeypatch.setattr(torch, '__version__', '2.1.2+cu121')
     result = run_here('tools/train.py', DEMO, '--work-dir', str(tmp_path), '--cfg-options',
                       *demo_options, 'compile.backend=eager')
-    assert result.returncode == 1 and 'Traceback' not in result.stderr
+    assert result.returncode == 2 and 'Traceback' not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "error: MMEngine's compile option (compile= in the config) needs PyTorch >= "
         f'{MMENGINE_COMPILE_MIN} (found 2.1.2+cu121); upgrade torch to use it.')

@@ -21,7 +21,17 @@ docs/benchmarks.md for what is measured and how). Examples::
     python tools/analysis/benchmark.py configs/maskrcnn_glnet_4g_coco.py \
         configs/maskrcnn_conformer_s16_coco.py --shape 1x3x800x1280 --repeats 5
 """
-from glmix_mm.analysis.benchmark import main
+import sys
+
+from glmix_mm.analysis import benchmark
+from glmix_mm.utils import tool_main
+
+
+@tool_main
+def main(argv=None) -> int:
+    benchmark.main(argv)
+    return 0
+
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

@@ -41,7 +41,8 @@ from mmengine.registry import init_default_scope
 from glmix_mm.models import Conformer, GLNet
 
 from glmix_mm.analysis.upstream import import_upstream_glnet, upstream_glnet_factory
-from glmix_mm.checkpoint.converters import glnet_to_mm
+from glmix_mm.models.converters import glnet_to_mm
+from glmix_mm.utils import tool_main
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -228,7 +229,9 @@ def compare_conformer(cls: type, arch: str, patch_size: int, tmp: str) -> float:
     return worst
 
 
-def main() -> int:
+@tool_main(install_hint="the comparison needs the authors' dependencies (and, for --timm, "
+                        'timm >= 1.0.30): pip install timm fairscale')
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--glmix-repo', help='clone of rayleizhu/GLMix')
     parser.add_argument('--conformer-repo', help='clone of pengzhiliang/Conformer')
@@ -237,7 +240,7 @@ def main() -> int:
     parser.add_argument('--tol', type=float, default=1e-4, help='max relative error allowed')
     parser.add_argument('--timm', action='store_true',
                         help='also compare the timm models of glmix_mm.timm (needs timm >= 1.0.30)')
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not (args.glmix_repo or args.conformer_repo):
         parser.error('give --glmix-repo and/or --conformer-repo')
     if args.glmix_repo and not osp.isfile(osp.join(args.glmix_repo, 'models', 'glnet.py')):
@@ -245,11 +248,7 @@ def main() -> int:
     if args.conformer_repo and not osp.isfile(osp.join(args.conformer_repo, CONFORMER_FILE)):
         parser.error(f'{args.conformer_repo} is not a clone of pengzhiliang/Conformer (no '
                      f'{CONFORMER_FILE})')
-    try:
-        worst = compare_all(args)
-    except ImportError as error:  # upstream's dependencies (timm, fairscale), glmix_mm.timm's
-        print(f'error: {error}', file=sys.stderr)
-        return 2
+    worst = compare_all(args)
     print(f'worst relative error {worst:.1e} (tolerance {args.tol:.0e})')
     return 0 if worst <= args.tol else 1
 

@@ -8,6 +8,7 @@ LayerNorms (the configs' choice), and with mmdet's ResNet-50.
 """
 import argparse
 import os.path as osp
+import sys
 
 import torch
 from mmengine.config import Config
@@ -15,7 +16,7 @@ from mmengine.hub import get_config
 from mmengine.registry import init_default_scope
 
 import glmix_mm  # noqa: F401  (registers the models)
-from glmix_mm.utils.cli import at_least
+from glmix_mm.utils.cli import at_least, tool_main
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -71,15 +72,17 @@ def first_step(variant, batch: int, size: int) -> tuple:
     return loss.item(), torch.stack(grads).norm().item()
 
 
-def main() -> None:
+@tool_main
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--size', type=at_least(32), default=256)
     parser.add_argument('--batch', type=at_least(1), default=4)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     for name, variant in VARIANTS.items():
         loss, grad = first_step(variant, args.batch, args.size)
         print(f'{name:45s} first loss {loss:7.2f}  gradient norm {grad:8.1f}', flush=True)
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

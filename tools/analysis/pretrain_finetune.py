@@ -31,7 +31,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, NamedTuple, Optional
 
-from glmix_mm.utils.cli import at_least
+from glmix_mm.errors import GLMixMMError
+from glmix_mm.utils.cli import at_least, tool_main
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 GLNET_CKPT = 'checkpoints/demo/glnet_4g_pretrained.pth'
@@ -90,7 +91,7 @@ def run_logged(cmd: List[str], log: str, threads: int) -> float:
     with open(log, 'w') as f:
         code = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
     if code:
-        raise RuntimeError(f'{" ".join(cmd[1:3])} exited with {code}; its output is in {log}')
+        raise GLMixMMError(f'{" ".join(cmd[1:3])} exited with {code}; its output is in {log}')
     return time.time() - start
 
 
@@ -98,7 +99,7 @@ def last_metrics(work_dir: str) -> Dict[str, float]:
     """The metrics of the last validation a run logged (MMEngine's ``scalars.json``)."""
     logs = sorted(glob.glob(osp.join(ROOT, work_dir, '*', 'vis_data', 'scalars.json')))
     if not logs:
-        raise RuntimeError(f'{work_dir}: no MMEngine scalars.json; did the run finish?')
+        raise GLMixMMError(f'{work_dir}: no MMEngine scalars.json; did the run finish?')
     metrics = {}
     with open(logs[-1]) as f:
         for line in f:
@@ -116,8 +117,9 @@ def last_checkpoint(work_dir: str) -> str:
 def make_data() -> None:
     for tool, marker in (('make_pretrain_data.py --out data/pretrain', 'data/pretrain/val'),
                          ('make_demo_data.py --out data/demo', 'data/demo/ade')):
-        if not osp.isdir(osp.join(ROOT, marker)):
-            subprocess.run([sys.executable, *f'tools/{tool}'.split()], cwd=ROOT, check=True)
+        if not osp.isdir(osp.join(ROOT, marker)) and subprocess.run(
+                [sys.executable, *f'tools/{tool}'.split()], cwd=ROOT).returncode:
+            raise GLMixMMError(f'{tool} failed (its error above)')
 
 
 def publish_pretrained(run: Run, checkpoint: str) -> None:
@@ -126,7 +128,7 @@ def publish_pretrained(run: Run, checkpoint: str) -> None:
     if run.backbone == 'GLNet-4G':  # in the upstream release layout
         if subprocess.run([sys.executable, 'tools/model_converters/mm2glnet.py', checkpoint,
                            GLNET_CKPT], cwd=ROOT).returncode:
-            raise RuntimeError(f'mm2glnet.py could not convert {checkpoint} (its error above)')
+            raise GLMixMMError(f'mm2glnet.py could not convert {checkpoint} (its error above)')
     else:  # MMPretrain's layout, read with prefix='backbone.'
         shutil.copyfile(checkpoint, osp.join(ROOT, R50_CKPT))
 
@@ -200,6 +202,7 @@ def parse_args(argv: Optional[list] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv: Optional[list] = None) -> int:
     args = parse_args(argv)
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
@@ -212,14 +215,10 @@ def main(argv: Optional[list] = None) -> int:
     # Pretraining first: the pretrained rows read its checkpoints.
     for stage in ('pretrain', 'finetune'):
         batch = [r for r in todo if (r.stage == 'pretrain') == (stage == 'pretrain')]
-        try:
-            with ThreadPoolExecutor(args.jobs) as pool:
-                for run, result in zip(batch, pool.map(
-                        lambda r: execute(r, args.work_dir, threads), batch)):
-                    results.add(run.name, result)
-        except RuntimeError as error:  # rows finished before it are kept in results.json
-            print(f'error: {error}', file=sys.stderr)
-            return 1
+        with ThreadPoolExecutor(args.jobs) as pool:  # after an error, the rows finished
+            for run, result in zip(batch, pool.map(  # before it stay in results.json
+                    lambda r: execute(r, args.work_dir, threads), batch)):
+                results.add(run.name, result)
     print(table(results.read()))
     return 0
 

@@ -32,12 +32,12 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 import glmix_mm  # noqa: F401  (registers the models)
 from glmix_mm.deploy.detections import DetectionComparison, compare_detections
+from glmix_mm.checkpoint import CheckpointNotFoundError
+from glmix_mm.errors import UsageError
+from glmix_mm.utils import ConfigOptionsAction, tool_main
+from glmix_mm.utils.config_checks import merge_options
 
 DEFAULT_DEPLOY_CFG = osp.join(ROOT, 'configs/deploy/instance-seg_onnxruntime_dynamic.py')
-
-
-class UsageError(Exception):
-    """A problem with the tool's input, reported in one line."""
 
 
 def parse_size(text: str) -> Tuple[int, int]:
@@ -59,7 +59,7 @@ def load_configs(config: str, deploy_config: str, cfg_options: Optional[dict],
             raise UsageError(f'{what} {path!r} does not exist.')
     deploy_cfg, model_cfg = load_config(deploy_config, config)
     if cfg_options:
-        model_cfg.merge_from_dict(cfg_options)
+        merge_options(model_cfg, cfg_options)
     if model_cfg.get('default_scope') != 'mmdet':
         raise UsageError(f'{config} is not an MMDetection config (default_scope '
                          f'{model_cfg.get("default_scope")!r}).')
@@ -71,7 +71,7 @@ def load_configs(config: str, deploy_config: str, cfg_options: Optional[dict],
 def random_checkpoint(model_cfg, path: str, seed: int) -> str:
     """Save the detector with random weights (``seed``; backbone, neck and heads initialised as
     by ``init_weights()``) to ``path``."""
-    from glmix_mm.utils import build_model_from_cfg
+    from glmix_mm.runner import build_model_from_cfg
     model_cfg = model_cfg.copy()
     model_cfg.model.backbone.init_cfg = None
     torch.manual_seed(seed)
@@ -114,7 +114,6 @@ def compare_at_sizes(image: str, onnx_file: str, deploy_cfg, model_cfg, checkpoi
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser(
         description='Deploy a detector with MMDeploy to ONNX Runtime and compare detections.')
     parser.add_argument('config', help='MMDetection config')
@@ -134,7 +133,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--mask-tol', type=float, default=1e-3,
                         help='tolerated fraction of differing mask pixels')
     parser.add_argument('--seed', type=int, default=0, help='random weights without checkpoint')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=ConfigOptionsAction,
                         help='override entries of the model config')
     return parser.parse_args(argv)
 
@@ -144,7 +143,7 @@ def deploy_and_compare(args: argparse.Namespace) -> int:
     if not osp.isfile(args.image):
         raise UsageError(f'image {args.image!r} does not exist.')
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
-        raise UsageError(f'checkpoint {args.checkpoint!r} does not exist.')
+        raise CheckpointNotFoundError(f'checkpoint {args.checkpoint!r} does not exist.')
     export_size = parse_size(args.export_size) if args.export_size else None
     sizes = [parse_size(s) for s in args.sizes]
     applied = apply_mmdeploy_compat()
@@ -174,16 +173,9 @@ def deploy_and_compare(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+@tool_main(install_hint='install MMDeploy and the deployment extra (docs/deployment.md)')
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        return deploy_and_compare(args)
-    except ImportError as error:
-        print(f'error: {error}; install MMDeploy and the deployment extra (docs/deployment.md)',
-              file=sys.stderr)
-    except UsageError as error:
-        print(f'error: {error}', file=sys.stderr)
-    return 2
+    return deploy_and_compare(parse_args(argv))
 
 
 if __name__ == '__main__':

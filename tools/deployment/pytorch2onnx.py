@@ -29,18 +29,16 @@ import torch.nn as nn
 
 from glmix_mm.analysis.inputs import parse_shape
 from glmix_mm.analysis.zoo import CONFORMER_ARCHS
-from glmix_mm.compat import UnsupportedTorchError
+from glmix_mm.checkpoint import CheckpointNotFoundError
 from glmix_mm.deploy import onnx_export
+from glmix_mm.errors import UsageError
 from glmix_mm.models import Conformer, GLNet  # (also registers the models)
+from glmix_mm.utils import read_config, tool_main
 
 # Verified by default: the export size, a second batch, sizes that are not multiples of 32 and a
 # size larger than the export size (Conformer: sizes it accepts).
 DEFAULT_VERIFY = ('2x3x256x320', '1x3x200x328', '1x3x480x640')
 DEFAULT_VERIFY_CONFORMER = ('2x3x256x320', '1x3x224x352', '1x3x480x640')
-
-
-class UsageError(Exception):
-    """A problem with the tool's input, reported in one line."""
 
 
 def glnet_arch(name: str) -> str:
@@ -64,10 +62,9 @@ def backbone_cfg_from_arch(arch: str, mhsa_window: Optional[int]) -> dict:
 
 def backbone_cfg_from_config(path: str, mhsa_window: Optional[int]) -> dict:
     """``model.backbone`` of the config file ``path``."""
-    from mmengine.config import Config
     if not osp.isfile(path):
         raise UsageError(f'config {path!r} does not exist.')
-    cfg = Config.fromfile(path)
+    cfg = read_config(path)
     backbone = cfg.get('model', {}).get('backbone')
     if backbone is None:
         raise UsageError(f'{path} has no model.backbone to export.')
@@ -86,7 +83,7 @@ def build_backbone(backbone_cfg: dict, checkpoint: Optional[str], seed: int) -> 
     cfg['init_cfg'] = None if checkpoint is None else dict(
         type='Pretrained', checkpoint=checkpoint)
     if checkpoint is not None and not osp.isfile(checkpoint):
-        raise UsageError(f'checkpoint {checkpoint!r} does not exist.')
+        raise CheckpointNotFoundError(f'checkpoint {checkpoint!r} does not exist.')
     torch.manual_seed(seed)
     model = MODELS.build(cfg)
     if not isinstance(model, (GLNet, Conformer)):
@@ -95,10 +92,8 @@ def build_backbone(backbone_cfg: dict, checkpoint: Optional[str], seed: int) -> 
     logger = MMLogger.get_current_instance()
     level = logger.level
     logger.setLevel('WARNING')  # not the per-parameter initialisation report
-    try:
+    try:  # a checkpoint of another model: CheckpointMismatchError, with the mismatching keys
         model.init_weights()
-    except RuntimeError as error:  # a checkpoint of another model, with the mismatching keys
-        raise UsageError(str(error)) from None
     finally:
         logger.setLevel(level)
     return model.eval()
@@ -187,16 +182,9 @@ def export_and_verify(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+@tool_main(install_hint='install the deployment extra: pip install -e ".[deploy]"')
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        return export_and_verify(args)
-    except ImportError as error:
-        print(f'error: {error}; install the deployment extra: pip install -e ".[deploy]"',
-              file=sys.stderr)
-    except (UsageError, UnsupportedTorchError, ValueError, FileNotFoundError) as error:
-        print(f'error: {error}', file=sys.stderr)
-    return 2
+    return export_and_verify(parse_args(argv))
 
 
 if __name__ == '__main__':

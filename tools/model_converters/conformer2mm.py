@@ -3,7 +3,7 @@
 Reads the authors' releases (classification models with heads, or detector checkpoints of their
 MMDetection fork) and MMPretrain's Conformer checkpoints, and writes
 ``{'state_dict': {'backbone.<key>': tensor}, 'meta': {...}}`` with the key names of
-``glmix_mm.models.Conformer`` (see :func:`glmix_mm.checkpoint.converters.conformer_to_mm`),
+``glmix_mm.models.Conformer`` (see :func:`glmix_mm.models.converters.conformer_to_mm`),
 checked against a model of the detected (or given) arch before it is written.
 
 Converting is optional: ``init_cfg=dict(type='Pretrained', checkpoint=SRC)`` also loads the
@@ -19,8 +19,9 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from glmix_mm.checkpoint import save_checkpoint
-from glmix_mm.checkpoint.converters import conformer_to_mm, convert_file
+from glmix_mm.checkpoint import convert_file, save_checkpoint
+from glmix_mm.models.converters import conformer_to_mm
+from glmix_mm.utils import tool_main
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -34,14 +35,13 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     result = convert_file(
         args.src, args.dst,
         lambda ckpt: conformer_to_mm(ckpt, args.arch, args.patch_size, args.src),
         save_checkpoint)
-    if result is None:
-        return 1
     meta = result['meta']
     print(f'Saved Conformer(arch={meta["arch"]!r}, patch_size={meta["patch_size"]}) weights to '
           f'{args.dst}')

@@ -3,7 +3,7 @@
 Detection / segmentation (default): ``{'state_dict': {'backbone.<key>': ...}, 'meta': ...}`` with
 the classification head and the pre-head norm dropped; load it with ``init_cfg=dict(
 type='Pretrained', checkpoint=DST)`` or ``load_from``. Classification (``--cls``): an mmpretrain
-``ImageClassifier`` checkpoint (see :func:`glmix_mm.checkpoint.converters.glnet_to_mm`).
+``ImageClassifier`` checkpoint (see :func:`glmix_mm.models.converters.glnet_to_mm`).
 
 The arch is recognised from the weights (or given with ``--arch``); a file that is no GLNet
 checkpoint is refused with a report of the keys that do not fit. The released files are read
@@ -18,9 +18,10 @@ Example::
 import argparse
 import sys
 
-from glmix_mm.checkpoint import save_checkpoint
-from glmix_mm.checkpoint.converters import convert_file, glnet_to_mm
+from glmix_mm.checkpoint import convert_file, save_checkpoint
 from glmix_mm.models import GLNet
+from glmix_mm.models.converters import glnet_to_mm
+from glmix_mm.utils import tool_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -36,13 +37,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@tool_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     result = convert_file(args.src, args.dst,
                           lambda ckpt: glnet_to_mm(ckpt, args.arch, args.weights_key, args.cls),
                           save_checkpoint)
-    if result is None:
-        return 1
     print(f'{args.src} -> {args.dst}: GLNet-{result["meta"]["arch"]}, '
           f'{len(result["state_dict"])} tensors ({result["meta"]["format"]} format)')
     return 0

@@ -5,7 +5,7 @@ pretraining demo) becomes a dict with the upstream training script's keys, ``mod
 ``model_ema`` (with MMEngine's ``EMAHook``), ``epoch`` and ``args``, and the upstream parameter
 names, so that ``init_cfg=dict(type='Pretrained')``, ``glnet2mm.py`` and
 ``compare_with_upstream.py`` read it as they read a downloaded release (see
-:func:`glmix_mm.checkpoint.converters.mm_to_glnet`). Optimizer and loss-scaler states are not
+:func:`glmix_mm.models.converters.mm_to_glnet`). Optimizer and loss-scaler states are not
 written; ``args`` is a plain dict naming the source file and its config.
 
 Example::
@@ -18,7 +18,9 @@ import sys
 
 import torch
 
-from glmix_mm.checkpoint.converters import convert_file, mm_to_glnet
+from glmix_mm.checkpoint import convert_file
+from glmix_mm.models.converters import mm_to_glnet
+from glmix_mm.utils import tool_main
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -32,12 +34,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+@tool_main
 def main(argv=None) -> int:
     args = parse_args(argv)
     release = convert_file(args.src, args.dst, lambda ckpt: mm_to_glnet(ckpt, args.src),
                            torch.save)
-    if release is None:
-        return 1
     print(f'{args.src} -> {args.dst}: {release["args"]["model"]}, epoch {release["epoch"]}, '
           f'{len(release["model"])} tensors' + (' (+ EMA)' if 'model_ema' in release else ''))
     return 0

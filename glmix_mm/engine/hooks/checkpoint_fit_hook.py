@@ -2,10 +2,11 @@
 (the rules: :mod:`glmix_mm.checkpoint.fit`)."""
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-from mmengine.runner import BaseLoop
 
 from glmix_mm.checkpoint.fit import check_fit, drop_keys, loaded_state_dict
 from glmix_mm.registry import register_hook
+
+from ..mmengine_internals import checkpoint_to_load, resumes, trains
 
 
 @register_hook
@@ -29,12 +30,12 @@ class CheckpointFitHook(Hook):
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        source = f'The checkpoint {runner._load_from}' if runner._load_from else \
-            'The checkpoint'
-        if getattr(runner, '_resume', False):
+        path = checkpoint_to_load(runner)
+        source = f'The checkpoint {path}' if path else 'The checkpoint'
+        if resumes(runner):
             mode, hint = 'exact', '--resume continues a run of this very config; to start ' \
                 'from other weights use load_from instead.'
-        elif isinstance(runner._train_loop, BaseLoop):
+        elif trains(runner):
             mode, hint = 'finetune', 'Is load_from a checkpoint of this model?'
         else:
             mode, hint = 'exact', ('Is it a checkpoint of this config (same backbone arch, same '

@@ -26,11 +26,12 @@ import torch
 from mmengine.dist import all_reduce, barrier, get_world_size
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
-from mmengine.runner import BaseLoop, IterBasedTrainLoop
+from mmengine.runner import IterBasedTrainLoop
 
 from glmix_mm.registry import register_hook
 
 from ..loops import ResumableEpochBasedTrainLoop
+from ..mmengine_internals import resumes, save_checkpoint_now, trains
 from ..resume import is_complete_checkpoint, latest_checkpoint, resolve_resume
 from .safe_checkpoint_hook import SafeCheckpointHook
 
@@ -81,7 +82,7 @@ class ResumableTrainingHook(Hook):
 
     # -- set-up ------------------------------------------------------------------------------
     def before_run(self, runner) -> None:
-        if not isinstance(runner._train_loop, BaseLoop):  # testing or validating
+        if not trains(runner):  # testing or validating
             return
         hook = checkpoint_hook(runner)
         if hook is not None and not isinstance(hook, SafeCheckpointHook):
@@ -89,7 +90,7 @@ class ResumableTrainingHook(Hook):
                       'while it writes can leave a truncated checkpoint. Use '
                       "type='SafeCheckpointHook' (tools/train.py does).", logger='current',
                       level=WARNING)
-        if getattr(runner, '_resume', False):
+        if resumes(runner):
             resolve_resume(runner)
 
     def before_train(self, runner) -> None:
@@ -196,7 +197,7 @@ class ResumableTrainingHook(Hook):
         path = osp.join(hook.out_dir, hook.filename_tmpl.format(step))
         if hook.last_ckpt != path or not is_complete_checkpoint(path):
             print_log(f'Saving {path} before stopping.', logger='current')
-            hook._save_checkpoint_with_step(runner, step, meta)
+            save_checkpoint_now(hook, runner, step, meta)
         return path
 
     def _stop(self, runner, signum: int, step: Optional[int], meta: Optional[dict],

@@ -1,32 +1,14 @@
 """Random number generators' states saved in checkpoints and restored on resume."""
-import random
 from typing import List, Optional
 
-import numpy as np
-import torch
 from mmengine.dist import all_gather_object, get_rank, get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from glmix_mm.registry import register_hook
 
-
-def rng_state() -> dict:
-    """This process's states of torch (CPU and CUDA), numpy and Python's ``random``."""
-    return dict(
-        torch=torch.get_rng_state(),
-        cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-        numpy=np.random.get_state(),
-        python=random.getstate())
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore what :func:`rng_state` returned."""
-    torch.set_rng_state(state['torch'])
-    if state['cuda'] is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state['cuda'])
-    np.random.set_state(state['numpy'])
-    random.setstate(state['python'])
+from ..mmengine_internals import resumes
+from ..random_states import rng_state, set_rng_state
 
 
 def gather_rng_states(runner) -> None:
@@ -65,7 +47,7 @@ class RNGStateHook(Hook):
         self.gathered = None
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if not getattr(runner, '_resume', False):  # fine-tuning from load_from: fresh streams
+        if not resumes(runner):  # fine-tuning from load_from: fresh streams
             return
         state: Optional[dict] = checkpoint.get('rng_state')
         if state is None:

@@ -15,10 +15,10 @@ from typing import List
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
-from mmengine.hooks import CheckpointHook
 
 from glmix_mm.registry import register_hook
 
+from ..mmengine_internals import StepCheckpointHook
 from ..resume import MID_EPOCH_NAME
 from .rng_state_hook import gather_rng_states
 
@@ -52,7 +52,7 @@ def write_text_atomic(path: str, text: str) -> None:
 
 
 @register_hook
-class SafeCheckpointHook(CheckpointHook):
+class SafeCheckpointHook(StepCheckpointHook):
     """:class:`mmengine.hooks.CheckpointHook` with interrupt-safe writes to local disk.
 
     Takes the same arguments and saves the same files at the same times. Differences, for
@@ -86,10 +86,10 @@ class SafeCheckpointHook(CheckpointHook):
     def _is_local(self) -> bool:
         return isinstance(getattr(self, 'file_backend', None), LocalBackend)
 
-    def _save_checkpoint_with_step(self, runner, step: int, meta: dict) -> None:
+    def save_step(self, runner, step: int, meta: dict) -> None:
         if not self._is_local():
             gather_rng_states(runner)
-            super()._save_checkpoint_with_step(runner, step, meta)
+            super().save_step(runner, step, meta)
             return
         outdated = self._book_keep(runner, step)
         self._write(runner, self.filename_tmpl.format(step), meta)

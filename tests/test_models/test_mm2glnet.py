@@ -8,7 +8,7 @@ from mmengine.hooks import EMAHook
 from mmengine.model import ExponentialMovingAverage
 from mmengine.registry import init_default_scope
 
-from glmix_mm.checkpoint.converters import glnet_to_mm, glnet_upstream_names
+from glmix_mm.models.converters import glnet_to_mm, glnet_upstream_names
 from glmix_mm.models import GLNet
 from glmix_mm.checkpoint import load_local_checkpoint
 

@@ -1,4 +1,4 @@
-"""glmix_mm.checkpoint.converters.glnet_to_mm and tools/model_converters/glnet2mm.py: formats,
+"""glmix_mm.models.converters.glnet_to_mm and tools/model_converters/glnet2mm.py: formats,
 arch recognition, refusal, classifier logits."""
 import os.path as osp
 
@@ -73,4 +73,4 @@ def test_refuses_files_that_are_no_glnet(tmp_path, capsys, run_tool):
     assert 'fits no GLNet arch' in err and 'conv1.weight' in err
     assert not (tmp_path / 'out.pth').exists()
     assert run_tool('model_converters/glnet2mm.py', tmp_path / 'missing.pth',
-                    tmp_path / 'o.pth') == 1
+                    tmp_path / 'o.pth') == 2

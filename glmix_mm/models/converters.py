@@ -1,6 +1,7 @@
 """Converting checkpoints between the upstream releases and the OpenMMLab layout.
 
-The cores of ``tools/model_converters/`` (which only read, call and write):
+The cores of ``tools/model_converters/`` (which only read, call and write, through
+:func:`glmix_mm.checkpoint.convert_file`):
 
 * :func:`glnet_to_mm`: a released GLNet checkpoint (rayleizhu/GLMix) to
   ``{'state_dict': {'backbone.<key>': ...}, 'meta': ...}``, or with ``cls=True`` to an MMPretrain
@@ -11,42 +12,26 @@ The cores of ``tools/model_converters/`` (which only read, call and write):
 * :func:`conformer_to_mm`: the authors' or MMPretrain's Conformer checkpoints to the layout of
   :class:`~glmix_mm.models.Conformer`.
 
-Each recognises the arch from the weights and refuses weights that fit no arch with the key
-report of :mod:`glmix_mm.checkpoint.fit`. Imported on demand (it builds the models, which import
-this package).
+Each recognises the arch from the weights (by building the models) and refuses weights that fit
+no arch with the key report of :mod:`glmix_mm.checkpoint.fit`. The key names of each family are
+those of its module (:data:`~glmix_mm.models.glnet.CLASSIFIER_PARTS`,
+:func:`~glmix_mm.models.conformer.convert_conformer_state_dict`); nothing in
+:mod:`glmix_mm.checkpoint` needs this module.
 """
-import os
 import os.path as osp
-import sys
 from collections import OrderedDict
-from typing import Callable, Dict, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
-from glmix_mm.models import Conformer, GLNet
-from glmix_mm.models.conformer import convert_conformer_state_dict
+from glmix_mm.checkpoint import (CheckpointMismatchError, FitReport, StateDict,
+                                 check_state_dict, extract_state_dict, strip_backbone_prefix)
 
-from .fit import (CheckpointMismatchError, FitReport, StateDict, check_state_dict,
-                  extract_state_dict, strip_backbone_prefix)
-from .io import load_local_checkpoint
-from .unpickling import CheckpointLoadError
+from .conformer import OPTIONAL_MISSING, Conformer, convert_conformer_state_dict
+from .glnet import CLASSIFIER_PARTS, GLNet, backbone_weights
 
-# Upstream GLNet classifier prefixes -> MMPretrain ImageClassifier prefixes (the backbone's own
-# keys get ``backbone.``).
-GLNET_CLS_RENAMES = {
-    'norm.': 'backbone.norm3.',
-    'head.': 'head.fc.',
-    'tklb_aux_head.': 'head.aux_fc.'
-}
-# The inverse, the pre-head norm before the backbone's other keys.
-GLNET_TO_UPSTREAM = (('backbone.norm3.', 'norm.'), ('head.fc.', 'head.'),
-                     ('head.aux_fc.', 'tklb_aux_head.'), ('backbone.', ''))
-# BatchNorm step counters may be missing from converted Conformer weights.
-CONFORMER_OPTIONAL_MISSING = [r'.*num_batches_tracked$']
-
-
-def glnet_backbone_weights(state_dict: StateDict) -> StateDict:
-    """The weights of the GLNet backbone alone (no head, no pre-head norm)."""
-    return {k: v for k, v in state_dict.items() if not k.startswith(tuple(GLNET_CLS_RENAMES))}
-
+# MMPretrain ImageClassifier prefixes -> upstream GLNet names: the inverse of
+# CLASSIFIER_PARTS, the pre-head norm before the backbone's other keys.
+GLNET_TO_UPSTREAM = tuple((mm, upstream) for upstream, mm in CLASSIFIER_PARTS.items()) + (
+    ('backbone.', ''), )
 
 def detect_glnet_arch(state_dict: StateDict) -> str:
     """The ``GLNet.arch_zoo`` name whose backbone fits the upstream-named ``state_dict`` exactly.
@@ -54,7 +39,7 @@ def detect_glnet_arch(state_dict: StateDict) -> str:
     Raises:
         CheckpointMismatchError: No arch fits; the report of the closest one.
     """
-    backbone = glnet_backbone_weights(state_dict)
+    backbone = backbone_weights(state_dict)
     reports = {}
     for arch in GLNet.arch_zoo:
         reports[arch] = FitReport(GLNet(arch, out_norm=None), backbone)
@@ -84,16 +69,16 @@ def glnet_to_mm(checkpoint: Mapping,
     arch = arch or detect_glnet_arch(state_dict)
     if weights_key is None and arch in GLNet.released_weights_key:
         state_dict = extract_state_dict(checkpoint, GLNet.released_weights_key[arch])
-    check_state_dict(GLNet(arch, out_norm=None), glnet_backbone_weights(state_dict),
+    check_state_dict(GLNet(arch, out_norm=None), backbone_weights(state_dict),
                      f'GLNet(arch={arch!r})')
     if cls:
         converted = {}
         for k, v in state_dict.items():
-            prefix = next((p for p in GLNET_CLS_RENAMES if k.startswith(p)), None)
-            converted[GLNET_CLS_RENAMES[prefix] + k[len(prefix):] if prefix else 'backbone.' +
+            prefix = next((p for p in CLASSIFIER_PARTS if k.startswith(p)), None)
+            converted[CLASSIFIER_PARTS[prefix] + k[len(prefix):] if prefix else 'backbone.' +
                       k] = v
     else:
-        converted = {'backbone.' + k: v for k, v in glnet_backbone_weights(state_dict).items()}
+        converted = {'backbone.' + k: v for k, v in backbone_weights(state_dict).items()}
     return {'state_dict': converted, 'meta': dict(arch=arch, format='cls' if cls else 'backbone')}
 
 
@@ -181,33 +166,7 @@ def conformer_to_mm(checkpoint: Mapping,
     arch, patch_size = arch or found_arch, patch_size or found_patch_size
     check_state_dict(
         Conformer(arch=arch, patch_size=patch_size), state_dict,
-        f'Conformer(arch={arch!r}, patch_size={patch_size})', CONFORMER_OPTIONAL_MISSING)
+        f'Conformer(arch={arch!r}, patch_size={patch_size})', OPTIONAL_MISSING)
     meta = dict(arch=arch, patch_size=patch_size, source=osp.basename(source),
                 converter='tools/model_converters/conformer2mm.py')
     return {'state_dict': {f'backbone.{k}': v for k, v in state_dict.items()}, 'meta': meta}
-
-
-def convert_file(src: str, dst: str, convert: Callable[[Mapping], Dict[str, object]],
-                 save: Callable[[dict, str], None]) -> Optional[Dict[str, object]]:
-    """What a converter tool does: read ``src`` safely, ``convert`` it, ``save`` it to ``dst``
-    (creating its folder). A file that cannot be read or converted is answered with one line
-    ``error: ...`` on stderr and nothing is written.
-
-    Returns:
-        dict | None: The converted checkpoint, or None after an error.
-    """
-    if not osp.isfile(src):
-        print(f'error: {src} is not a file', file=sys.stderr)
-        return None
-    try:
-        result = convert(load_local_checkpoint(src, 'cpu'))
-    except CheckpointLoadError as error:  # its message names the file
-        print(f'error: {error}', file=sys.stderr)
-        return None
-    except (CheckpointMismatchError, ValueError, TypeError) as error:
-        print(f'error: {src}: {error}', file=sys.stderr)
-        return None
-    if osp.dirname(dst):
-        os.makedirs(osp.dirname(dst), exist_ok=True)
-    save(result, dst)
-    return result
