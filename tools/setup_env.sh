@@ -2,7 +2,9 @@
 # Installs a pinned CPU stack for glmix_mm into the current Python environment, then glmix_mm
 # itself in editable mode. The stack: TORCH / TORCHVISION (default 2.12.1 / 0.27.1), NUMPY (a
 # requirement, default "numpy>=2"; the oldest stack passes "numpy<2" because torch 2.1's wheels
-# were built against numpy 1), WITH_DEPLOY=0 skips the deployment extras. tools/setup_venv.sh
+# were built against numpy 1), WITH_DEPLOY=0 skips the deployment extras, TIMM / TRANSFORMERS
+# (default 1.0.31 / 4.57.6; empty: not installed) the optional timm and Hugging Face
+# transformers that glmix_mm.timm is tested with (docs/timm.md). tools/setup_venv.sh
 # makes the other tested stacks in virtual environments with this script.
 #
 # Every pip call runs with these pins as constraints, so no step (mmengine pulls opencv-python,
@@ -21,6 +23,8 @@ TORCH=${TORCH:-2.12.1}
 TORCHVISION=${TORCHVISION:-0.27.1}
 NUMPY=${NUMPY:-numpy>=2}
 WITH_DEPLOY=${WITH_DEPLOY:-1}
+TIMM=${TIMM-1.0.31}
+TRANSFORMERS=${TRANSFORMERS-4.57.6}
 MMCV=2.1.0
 MMDEPLOY=1.3.1
 
@@ -77,5 +81,11 @@ if ! have mmdeploy "$MMDEPLOY"; then
 fi
 fi
 
-$PY -c 'import mmdet.models, mmseg.models, mmpretrain.models, mmcv.ops, numpy, torch, glmix_mm
+# 5. timm and transformers for glmix_mm.timm (tests/test_timm, docs/timm.md): optional for users.
+if [ -n "$TIMM" ] && ! have timm "$TIMM"; then pipi "timm==$TIMM"; fi
+if [ -n "$TRANSFORMERS" ] && ! have transformers "$TRANSFORMERS"; then
+  pipi "transformers==$TRANSFORMERS"
+fi
+
+$PY -c 'import glmix_mm, mmdet.models, mmseg.models, mmpretrain.models, mmcv.ops, numpy, torch
 print(f"glmix_mm set-up OK: torch {torch.__version__}, numpy {numpy.__version__}")'

@@ -8,6 +8,7 @@
 #                                     # MMDeploy need a newer Python)
 #   bash tools/setup_venv.sh py313    # .venv-py313: Python 3.13, torch 2.12.1 / torchvision 0.27.1,
 #                                     # numpy 2, the deployment extras
+# (each with the timm and transformers releases glmix_mm.timm is tested with there)
 #   bash tools/setup_venv.sh py312    # .venv-py312: the same on Python 3.12
 #
 # Both use the same OpenMMLab pins as the main stack (requirements.txt) and mmcv 2.1.0 compiled for
@@ -18,8 +19,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 STACK=${1:-}
 case "$STACK" in
-  oldest) PYV=3.8 TORCH=2.1.2 TORCHVISION=0.16.2 NUMPY='numpy<2' WITH_DEPLOY=0 ;;
-  py312|py313) PYV=3.${STACK#py3} TORCH=2.12.1 TORCHVISION=0.27.1 NUMPY='numpy>=2' WITH_DEPLOY=1 ;;
+  oldest) PYV=3.8 TORCH=2.1.2 TORCHVISION=0.16.2 NUMPY='numpy<2' WITH_DEPLOY=0 TIMM=1.0.30
+          TRANSFORMERS=4.46.3 ;;  # the newest timm / transformers releases for Python 3.8
+  py312|py313) PYV=3.${STACK#py3} TORCH=2.12.1 TORCHVISION=0.27.1 NUMPY='numpy>=2' WITH_DEPLOY=1
+               TIMM=1.0.31 TRANSFORMERS=4.57.6 ;;
   *) echo "usage: bash tools/setup_venv.sh oldest|py312|py313" >&2; exit 2 ;;
 esac
 VENV=${VENV:-$PWD/.venv-$STACK}
@@ -42,5 +45,5 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$BASE" -m venv "$VENV"
   "$VENV/bin/python" -m pip install --progress-bar off -q "pip<25"
 fi
-export TORCH TORCHVISION NUMPY WITH_DEPLOY
+export TORCH TORCHVISION NUMPY WITH_DEPLOY TIMM TRANSFORMERS
 PYTHON="$VENV/bin/python" bash tools/setup_env.sh
