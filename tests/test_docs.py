@@ -285,3 +285,12 @@ def test_make_targets_named_exist():
     named_targets = {t for text in TEXTS.values() for t in re.findall(r'`make ([\w-]+)', text)}
     assert {'demo', 'test'} <= named_targets
     assert named_targets <= targets, f'not in the Makefile: {named_targets - targets}'
+
+
+def test_the_newest_release_in_the_changelog_is_the_package_version():
+    """CHANGELOG.md's first released section (``## [X.Y.Z] - date``, after ``[Unreleased]``)
+    is ``glmix_mm.__version__`` (glmix_mm/version.py, which setup.py reads)."""
+    import glmix_mm
+    with open(osp.join(ROOT, 'CHANGELOG.md'), encoding='utf-8') as f:
+        released = re.findall(r'^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$', f.read(), re.M)
+    assert released and released[0] == glmix_mm.__version__, (released[:1], glmix_mm.__version__)
