@@ -56,6 +56,17 @@ def randomize(model: nn.Module) -> None:
                 tensor.normal_(0, 0.05)
 
 
+def randomize_parameters(module: nn.Module, seed: int = 0) -> nn.Module:
+    """``module`` with random parameters drawn from a generator of its own (``seed``: the same
+    weights whatever ran before), N(0, 0.3), scalars offset by 0.5; buffers kept. Returns it in
+    eval mode. (:func:`randomize` draws from the global generator and sets buffers too.)"""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3 + (0.5 if p.dim() == 0 else 0))
+    return module.eval()
+
+
 def heads(arch: str) -> Dict[str, torch.Tensor]:
     """Classification parts of an authors' model (1000 classes)."""
     settings = Conformer.arch_zoo[arch]

@@ -22,9 +22,8 @@ from PIL import Image
 import glmix_mm  # noqa: F401
 from glmix_mm.runner import BadDatasetError, DatasetNotFoundError, check_datasets
 import helpers
-from helpers import run_tool
+from helpers import ROOT, run_tool
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
 COCO = osp.join(ROOT, 'configs/maskrcnn_glnet_4g_coco.py')
 
