@@ -6,12 +6,14 @@ the fake checkpoints and models in ``fakes.py``).
   Slurm jobs) and takes tens of seconds or more. ``pytest -m "not slow" tests`` is the fast tier
   a developer runs in minutes; CI (``make test``) runs everything.
 * ``demo_data``: the tiny demo dataset of ``tools/make_demo_data.py`` (8 training and 4
-  validation images of 64x64 pixels, COCO and segmentation layouts), made once per session.
+  validation images of 64x64 pixels, COCO and segmentation layouts), made once per session;
+  ``coco_copy``: a writable copy of its COCO part for one test.
 * Every test leaves the process environment as it found it: code under test that sets launcher
   variables (``MASTER_ADDR``, ``RANK``, ``LOCAL_RANK``) in this process would otherwise send
   later tests' subprocesses (torchrun, srun) elsewhere.
 """
 import os
+import shutil
 
 import pytest
 from helpers import load_tool
@@ -31,6 +33,14 @@ def demo_data(tmp_path_factory):
     make_demo_data.main(['--out', str(out), '--num-train', '8', '--num-val', '4', '--size',
                          '64'])
     return out
+
+
+@pytest.fixture
+def coco_copy(demo_data, tmp_path):
+    """A writable copy of the demo COCO data (8 training, 4 validation images)."""
+    root = tmp_path / 'coco'
+    shutil.copytree(demo_data / 'coco', root)
+    return str(root) + '/'
 
 
 @pytest.fixture(autouse=True)

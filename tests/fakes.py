@@ -1,10 +1,12 @@
 """Fake upstream checkpoints and small models shared by the tests (importable as ``fakes``:
-pytest puts ``tests/``, the folder of the root ``conftest.py``, on the path)."""
+pytest puts ``tests/``, the folder of the root ``conftest.py``, on the path; the scripts that
+tests start put it on ``PYTHONPATH``)."""
 from functools import lru_cache
 from typing import Dict
 
 import torch
 import torch.nn as nn
+from mmengine.model import BaseModel
 
 from glmix_mm.models import GLNet
 from glmix_mm.models.conformer import Conformer
@@ -30,6 +32,22 @@ def random_upstream_checkpoint(arch: str, seed: int = 0) -> dict:
         state_dict.update({'tklb_aux_head.weight': torch.randn(1000, dims),
                            'tklb_aux_head.bias': torch.randn(1000)})
     return {'model': state_dict, 'epoch': 299}
+
+
+class ToyModel(BaseModel):
+    """``backbone`` -> ``neck`` -> ``head`` (``num_classes`` outputs), squared-error loss."""
+
+    def __init__(self, width: int = 4, num_classes: int = 2) -> None:
+        super().__init__()
+        self.backbone = nn.Linear(3, width)
+        self.neck = nn.Linear(width, 4)
+        self.head = nn.Linear(4, num_classes)
+
+    def forward(self, inputs, targets=None, mode='tensor'):
+        x = self.head(self.neck(self.backbone(torch.stack(inputs))))
+        if mode == 'loss':
+            return dict(loss=((x - torch.stack(targets)[:, :x.shape[1]])**2).mean())
+        return x
 
 
 # The authors' names inside transformer blocks, for checkpoints in their format.

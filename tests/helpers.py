@@ -14,6 +14,9 @@ from types import ModuleType
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
+# The demo detector's config (Mask R-CNN, GLNet-4G; the tiny data of tools/make_demo_data.py).
+DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
+
 # The demo detector as the tool tests train it (``demo_options``): the GLNet-STL backbone (12
 # blocks), and the neck and heads 64 channels wide instead of 256 (their convolutions are most
 # of a training step's time on the CPU).
@@ -84,6 +87,14 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def truncate_file(path: str) -> None:
+    """Keep the first 300 characters of a text file: a download or a copy cut short."""
+    with open(path) as f:
+        text = f.read()
+    with open(path, 'w') as f:
+        f.write(text[:300])
 
 
 def decoder_in_channels(cfg) -> list:

@@ -11,7 +11,9 @@ HERE = osp.dirname(osp.abspath(__file__))
 
 @pytest.mark.slow
 def test_two_processes_resume_inside_an_epoch_with_the_uninterrupted_weights(tmp_path):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([HERE, os.environ.get('PYTHONPATH', '')]))
+    # toy_runner.py (here) imports fakes.py (tests/)
+    path = [HERE, osp.dirname(HERE), os.environ.get('PYTHONPATH', '')]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(path))
     result = run_tool_process('-m', 'torch.distributed.run', '--nproc_per_node=2',
                               f'--master_port={free_port()}', osp.join(HERE, 'ddp_resume.py'),
                               str(tmp_path), cwd=None, env=env, timeout=600)

@@ -19,9 +19,7 @@ import pytest
 
 from glmix_mm.compat import has_torch
 from glmix_mm.engine.hooks.eager_optimizer_step_hook import MMENGINE_COMPILE_MIN
-from helpers import ROOT, run_tool_process
-
-DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
+from helpers import DEMO, run_tool_process
 
 
 @pytest.mark.slow

@@ -9,9 +9,7 @@ import sys
 import time
 
 import pytest
-from helpers import ROOT, run_tool_process
-
-DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
+from helpers import DEMO, ROOT, run_tool_process
 
 
 def start(work: str, options: list, log: str) -> subprocess.Popen:

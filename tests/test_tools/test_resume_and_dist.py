@@ -16,9 +16,7 @@ from mmengine.config import Config
 from torch.nn.parallel import DistributedDataParallel
 
 from glmix_mm.runner import distributed_session
-from helpers import ROOT, free_port, load_tool, run_tool_process
-
-DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
+from helpers import DEMO, ROOT, free_port, load_tool, run_tool_process
 
 
 def train_args(work: str, options: list, *extra: str) -> list:

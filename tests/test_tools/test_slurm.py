@@ -16,9 +16,8 @@ import time
 
 import pytest
 import torch
-from helpers import ROOT, free_port
+from helpers import DEMO, ROOT, free_port
 
-DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
 CLUSTER = osp.join(ROOT, '.ci/slurm_cluster.sh')
 BINARIES = ('slurmctld', 'slurmd', 'sbatch', 'srun', 'scontrol', 'munged')
 

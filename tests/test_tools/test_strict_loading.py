@@ -1,19 +1,17 @@
 """A checkpoint that does not fit is refused by tools/test.py, image_demo.py, visualize_slots.py
 and a fine-tuning load_from (one error with the key report, exit code 1); --allow-partial loads
 what fits; fine-tuning a detector of another class count skips the class-dependent layers (the
-hook that does it in a Runner: tests/test_engine/test_checkpoint_fit.py)."""
+hook that does it in a Runner: tests/test_engine/test_checkpoint_fit_hook.py)."""
 import os
 import os.path as osp
 
 import pytest
 import torch
-from helpers import ROOT, SMALL_DEMO_DETECTOR, run_tool_process
+from helpers import DEMO, SMALL_DEMO_DETECTOR, run_tool_process
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 pytestmark = pytest.mark.slow  # tools in subprocesses, training runs
-
-DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
 
 
 def demo_model(options: dict):

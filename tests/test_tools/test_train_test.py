@@ -9,11 +9,9 @@ import subprocess
 
 import pytest
 import torch
-from helpers import ROOT, run_script, run_tool_process
+from helpers import DEMO, ROOT, run_script, run_tool_process
 
 from glmix_mm.engine.hooks.eager_optimizer_step_hook import MMENGINE_COMPILE_MIN
-
-DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
 
 
 @pytest.fixture
