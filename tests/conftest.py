@@ -1,35 +1,28 @@
-"""Fixtures and markers shared by the whole suite.
+"""Fixtures and markers shared by the whole suite (the plain functions shared by the tests are in
+``helpers.py``: ``ROOT``, ``run_tool`` in this process, ``run_tool_process`` in a subprocess, ...;
+the fake checkpoints and models in ``fakes.py``).
 
 * ``slow``: a test that starts processes (training runs, tools in subprocesses, distributed or
   Slurm jobs) and takes tens of seconds or more. ``pytest -m "not slow" tests`` is the fast tier
   a developer runs in minutes; CI (``make test``) runs everything.
 * ``demo_data``: the tiny demo dataset of ``tools/make_demo_data.py`` (8 training and 4
-  validation images of 64x64 pixels, COCO and segmentation layouts), made once per session.
-* ``run_tool``: runs a command-line tool of ``tools/`` in this process, as
-  ``python tools/<path> ARGS`` would (same ``__main__``, same ``sys.argv``), and returns its exit
-  code; its output is what ``capsys`` captures. No subprocess start-up, no ``sys.path`` edit.
+  validation images of 64x64 pixels, COCO and segmentation layouts), made once per session;
+  ``coco_copy``: a writable copy of its COCO part for one test.
 * Every test leaves the process environment as it found it: code under test that sets launcher
   variables (``MASTER_ADDR``, ``RANK``, ``LOCAL_RANK``) in this process would otherwise send
   later tests' subprocesses (torchrun, srun) elsewhere.
 """
 import os
+import shutil
 
 import pytest
 from helpers import load_tool
-from helpers import run_tool as _run_tool
 
 
 def pytest_configure(config) -> None:
     config.addinivalue_line(
         'markers', 'slow: starts processes and takes tens of seconds or more (deselect with '
         '-m "not slow" for the fast tier)')
-
-
-@pytest.fixture
-def run_tool():
-    """``run_tool('model_converters/glnet2mm.py', src, dst) -> exit code`` (see the module
-    docstring)."""
-    return _run_tool
 
 
 @pytest.fixture(scope='session')
@@ -40,6 +33,14 @@ def demo_data(tmp_path_factory):
     make_demo_data.main(['--out', str(out), '--num-train', '8', '--num-val', '4', '--size',
                          '64'])
     return out
+
+
+@pytest.fixture
+def coco_copy(demo_data, tmp_path):
+    """A writable copy of the demo COCO data (8 training, 4 validation images)."""
+    root = tmp_path / 'coco'
+    shutil.copytree(demo_data / 'coco', root)
+    return str(root) + '/'
 
 
 @pytest.fixture(autouse=True)

@@ -1,10 +1,12 @@
 """Fake upstream checkpoints and small models shared by the tests (importable as ``fakes``:
-pytest puts ``tests/``, the folder of the root ``conftest.py``, on the path)."""
+pytest puts ``tests/``, the folder of the root ``conftest.py``, on the path; the scripts that
+tests start put it on ``PYTHONPATH``)."""
 from functools import lru_cache
 from typing import Dict
 
 import torch
 import torch.nn as nn
+from mmengine.model import BaseModel
 
 from glmix_mm.models import GLNet
 from glmix_mm.models.conformer import Conformer
@@ -32,6 +34,22 @@ def random_upstream_checkpoint(arch: str, seed: int = 0) -> dict:
     return {'model': state_dict, 'epoch': 299}
 
 
+class ToyModel(BaseModel):
+    """``backbone`` -> ``neck`` -> ``head`` (``num_classes`` outputs), squared-error loss."""
+
+    def __init__(self, width: int = 4, num_classes: int = 2) -> None:
+        super().__init__()
+        self.backbone = nn.Linear(3, width)
+        self.neck = nn.Linear(width, 4)
+        self.head = nn.Linear(4, num_classes)
+
+    def forward(self, inputs, targets=None, mode='tensor'):
+        x = self.head(self.neck(self.backbone(torch.stack(inputs))))
+        if mode == 'loss':
+            return dict(loss=((x - torch.stack(targets)[:, :x.shape[1]])**2).mean())
+        return x
+
+
 # The authors' names inside transformer blocks, for checkpoints in their format.
 UPSTREAM_NAMES = {'.ln1.': '.norm1.', '.ln2.': '.norm2.', '.ffn.layers.0.0.': '.mlp.fc1.',
                   '.ffn.layers.1.': '.mlp.fc2.'}
@@ -54,6 +72,17 @@ def randomize(model: nn.Module) -> None:
                 tensor.uniform_(0.5, 2.0)
             elif tensor.is_floating_point():
                 tensor.normal_(0, 0.05)
+
+
+def randomize_parameters(module: nn.Module, seed: int = 0) -> nn.Module:
+    """``module`` with random parameters drawn from a generator of its own (``seed``: the same
+    weights whatever ran before), N(0, 0.3), scalars offset by 0.5; buffers kept. Returns it in
+    eval mode. (:func:`randomize` draws from the global generator and sets buffers too.)"""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3 + (0.5 if p.dim() == 0 else 0))
+    return module.eval()
 
 
 def heads(arch: str) -> Dict[str, torch.Tensor]:

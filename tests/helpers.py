@@ -1,14 +1,21 @@
 """Shared by the tests (importable as ``helpers``: pytest puts ``tests/``, the folder of the root
-``conftest.py``, on the path): running and loading the command-line tools of ``tools/`` in this
-process without ``sys.path`` edits, the channel widths a config's neck or head expects, and the
-small demo detector of the tool tests."""
+``conftest.py``, on the path): the repository root (``ROOT``), running the command-line tools of
+``tools/`` in this process (``run_tool``, ``run_script``, ``load_tool``: no ``sys.path`` edits) or
+in a subprocess (``run_tool_process``), the channel widths a config's neck or head expects, and
+the small demo detector of the tool tests."""
 import importlib.util
 import os.path as osp
 import runpy
+import socket
+import subprocess
 import sys
+from typing import Optional
 from types import ModuleType
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+# The demo detector's config (Mask R-CNN, GLNet-4G; the tiny data of tools/make_demo_data.py).
+DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
 
 # The demo detector as the tool tests train it (``demo_options``): the GLNet-STL backbone (12
 # blocks), and the neck and heads 64 channels wide instead of 256 (their convolutions are most
@@ -60,6 +67,34 @@ def run_script(path: str, *args) -> int:
     finally:
         sys.argv = argv
     return 0
+
+
+def run_tool_process(*args,
+                     cwd: Optional[str] = ROOT,
+                     env: Optional[dict] = None,
+                     timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run ``python ARGS`` in a subprocess (ARGS: a tool's path from the repository root, such as
+    ``tools/train.py``, and its arguments; or ``-m torch.distributed.run ...``), in ``cwd``, with
+    ``env`` (``None``: this process's environment), and return the finished process, its output
+    captured as text. For what must run apart from this process (training runs, several
+    processes); the in-process :func:`run_tool` is much faster for the rest."""
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 free now (for a torchrun or ``dist_train.sh`` master)."""
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def truncate_file(path: str) -> None:
+    """Keep the first 300 characters of a text file: a download or a copy cut short."""
+    with open(path) as f:
+        text = f.read()
+    with open(path, 'w') as f:
+        f.write(text[:300])
 
 
 def decoder_in_channels(cfg) -> list:

@@ -4,11 +4,10 @@ import importlib
 import os.path as osp
 
 import pytest
-from helpers import backbone_out_channels, decoder_in_channels
+from helpers import ROOT, backbone_out_channels, decoder_in_channels
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIGS = sorted(
     glob.glob(osp.join(ROOT, 'configs', '*.py')) +
     glob.glob(osp.join(ROOT, 'configs', 'demo', '*.py')))

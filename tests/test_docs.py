@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from typing import Dict, List
 
 import pytest
-from helpers import backbone_out_channels, decoder_in_channels, run_script
+from helpers import ROOT, backbone_out_channels, decoder_in_channels, run_script
 from mmengine.config import Config
 
 from glmix_mm.runner import build_model_from_cfg
 
-ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PAGES = ['README.md'] + sorted(
     osp.relpath(p, ROOT) for p in glob.glob(osp.join(ROOT, 'docs', '*.md')))
 TEXTS: Dict[str, str] = {}

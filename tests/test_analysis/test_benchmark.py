@@ -13,9 +13,9 @@ import types
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 from glmix_mm.analysis import (benchmark, inputs, profiling, report, steps, timing, upstream,
                                zoo)
+from helpers import ROOT
 
 TINY = ['--shape', '1x3x64x64', '--warmup', '0', '--repeats', '2']
 

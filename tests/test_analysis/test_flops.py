@@ -11,9 +11,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 from glmix_mm.analysis import flops as get_flops
 from glmix_mm.analysis import zoo
+from helpers import ROOT
 
 ARCHS = zoo.OUR_ARCHS
 

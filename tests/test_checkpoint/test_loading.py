@@ -31,9 +31,9 @@ from glmix_mm.checkpoint.unpickling import (TRUSTED_ENV, CheckpointLoadError, In
                                             UnsafeCheckpointError, foreign_globals,
                                             trust_checkpoint)
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 from fakes import build as build_conformer
 from fakes import features, load_into, random_upstream_checkpoint, to_upstream
+from helpers import run_tool
 
 # The globals of a real hydra training checkpoint's ``args`` (omegaconf 2.4.0, DictConfig with
 # nested groups and lists, saved by torch.save), as torch.serialization lists them.
@@ -256,7 +256,7 @@ def fake_glnet_release(path, seed=0):
     return checkpoint['model']
 
 
-def test_fake_glnet_release_loads_into_glnet_without_omegaconf(tmp_path, run_tool):
+def test_fake_glnet_release_loads_into_glnet_without_omegaconf(tmp_path):
     path = str(tmp_path / 'glnet_stl_release.pth')
     weights = fake_glnet_release(path)
     assert foreign_globals(path) == OMEGACONF_GLOBALS  # as faithful as that
@@ -436,7 +436,7 @@ def glnet_outputs(checkpoint, x):
         return model.eval()(x)
 
 
-def test_glnet2mm_writes_safetensors_that_load_everywhere(upstream_stl, tmp_path, run_tool):
+def test_glnet2mm_writes_safetensors_that_load_everywhere(upstream_stl, tmp_path):
     pth, st = str(tmp_path / 'mm.pth'), str(tmp_path / 'mm.safetensors')
     tool = 'model_converters/glnet2mm.py'
     assert run_tool(tool, upstream_stl, pth) == 0 and run_tool(tool, upstream_stl, st) == 0
@@ -452,7 +452,7 @@ def test_glnet2mm_writes_safetensors_that_load_everywhere(upstream_stl, tmp_path
     assert CheckpointLoader.load_checkpoint(st)['meta']['arch'] == 'stl'
 
 
-def test_conformer2mm_writes_safetensors(tmp_path, run_tool):
+def test_conformer2mm_writes_safetensors(tmp_path):
     reference = build_conformer()
     src, dst = tmp_path / 'upstream.pth', tmp_path / 'conformer.safetensors'
     torch.save({'model': to_upstream(reference.state_dict(), 'tiny')}, src)

@@ -11,9 +11,7 @@ pytest.importorskip('mmdeploy', reason='MMDeploy is not installed (tools/setup_e
                     'mmdeploy==1.3.1)')
 
 from glmix_mm.deploy.mmdeploy_compat import apply_mmdeploy_compat  # noqa: E402
-from helpers import load_tool  # noqa: E402
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from helpers import ROOT, load_tool  # noqa: E402
 
 
 deploy_detector = load_tool('deployment/deploy_detector.py')

@@ -10,11 +10,11 @@ import torch
 from glmix_mm.compat import has_torch
 from glmix_mm.deploy import onnx_export
 from glmix_mm.models import GLNet
+from helpers import ROOT
 
 pytest.importorskip('onnx', reason='onnx is not installed (pip install -e .[deploy])')
 pytest.importorskip('onnxruntime', reason='onnxruntime is not installed (pip install -e .[deploy])')
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 pytorch2onnx = SimpleNamespace(**runpy.run_path(osp.join(ROOT, 'tools/deployment/pytorch2onnx.py')))
 
 SMALL_4G = dict(GLNet.arch_zoo['4g'], depths=[1, 1, 1, 1], embed_dims=[16, 32, 64, 128],

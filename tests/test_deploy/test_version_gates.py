@@ -10,8 +10,7 @@ import torch.nn as nn
 
 from glmix_mm.compat import UnsupportedTorchError
 from glmix_mm.deploy import onnx_export
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from helpers import ROOT
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from glmix_mm.compat import has_torch
+from helpers import ROOT, run_tool_process
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(ROOT, 'dev', 'gpu_report.py')
 _spec = importlib.util.spec_from_file_location('gpu_report', SCRIPT)
 gpu_report = importlib.util.module_from_spec(_spec)
@@ -106,8 +106,7 @@ def test_backbones_build_with_mmcv_lite():
     ''')
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [ROOT] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
-    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
-                            timeout=900, env=env)
+    result = run_tool_process('-c', code, cwd=None, env=env)
     assert result.returncode == 0 and result.stdout.strip() == 'ok', result.stderr[-3000:]
 
 

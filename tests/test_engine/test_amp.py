@@ -1,7 +1,7 @@
 """CPU --amp: the backbone and neck compute in bfloat16, the heads get float32 features."""
 import pytest
 import torch
-from toy_runner import ToyModel
+from fakes import ToyModel
 
 from glmix_mm.compat import cpu_autocast_enabled
 from glmix_mm.engine import autocast_submodules

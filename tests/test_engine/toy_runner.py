@@ -1,31 +1,16 @@
-"""A tiny model, data set and MMEngine Runner to test the glmix_mm hooks in a real run."""
+"""A tiny data set and MMEngine Runner (on ``fakes.ToyModel``) to test the glmix_mm hooks in a
+real run."""
 import itertools
 
 import torch
 import torch.nn as nn
-from mmengine.model import BaseModel
+from fakes import ToyModel
 from mmengine.runner import Runner
 
 import glmix_mm  # noqa: F401  (registers the hooks)
 from glmix_mm.runner import use_safe_checkpoint_hook
 
 _names = itertools.count()
-
-
-class ToyModel(BaseModel):
-    """``backbone`` -> ``neck`` -> ``head`` (``num_classes`` outputs), squared-error loss."""
-
-    def __init__(self, width: int = 4, num_classes: int = 2) -> None:
-        super().__init__()
-        self.backbone = nn.Linear(3, width)
-        self.neck = nn.Linear(width, 4)
-        self.head = nn.Linear(4, num_classes)
-
-    def forward(self, inputs, targets=None, mode='tensor'):
-        x = self.head(self.neck(self.backbone(torch.stack(inputs))))
-        if mode == 'loss':
-            return dict(loss=((x - torch.stack(targets)[:, :x.shape[1]])**2).mean())
-        return x
 
 
 class DropoutToy(ToyModel):

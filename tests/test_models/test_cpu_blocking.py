@@ -9,17 +9,11 @@ from glmix_mm.models.cpu_blocking import (add_in_chunks, add_into, block_forward
 from glmix_mm.models.glmix import GLMixBlock, LayerNorm2d, MHSABlock, conv_mlp
 from glmix_mm.models.layers import ResidualDWConv
 
-
-def randomize_(module: nn.Module, seed: int = 0) -> nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.3 + (0.5 if p.dim() == 0 else 0))
-    return module.eval()
+from fakes import randomize_parameters
 
 
 def conv_chain(halo_kernel: int = 5) -> nn.Sequential:
-    return randomize_(nn.Sequential(
+    return randomize_parameters(nn.Sequential(
         nn.Conv2d(8, 12, 1), nn.Conv2d(12, 12, halo_kernel, padding=halo_kernel // 2, groups=12),
         nn.GELU(), ResidualDWConv(12), nn.Conv2d(12, 8, 1)))
 
@@ -98,8 +92,9 @@ BUDGETS = [None, 64 * 120, 64 * 40]
 def test_blocked_glmix_block_equals_plain(budget, local_kernel, monkeypatch):
     if budget is not None:
         monkeypatch.setattr(cpu_blocking, 'CHUNK_ELEMENTS', budget)
-    block = randomize_(GLMixBlock(32, 2, num_slots=16, cpe_kernel=3, mlp_dwconv=True,
-                                  layer_scale=0.5, mlp_ratio=2, local_kernel=local_kernel))
+    block = randomize_parameters(
+        GLMixBlock(32, 2, num_slots=16, cpe_kernel=3, mlp_dwconv=True, layer_scale=0.5,
+                   mlp_ratio=2, local_kernel=local_kernel))
     x = torch.randn(2, 32, 9, 11).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         ref = block(x)
@@ -112,8 +107,8 @@ def test_blocked_glmix_block_equals_plain(budget, local_kernel, monkeypatch):
 def test_blocked_mhsa_block_equals_plain(budget, monkeypatch):
     if budget is not None:
         monkeypatch.setattr(cpu_blocking, 'CHUNK_ELEMENTS', budget)
-    block = randomize_(MHSABlock(32, 4, mlp_ratio=2, cpe_kernel=3, mlp_dwconv=True,
-                                 layer_scale=0.5))
+    block = randomize_parameters(
+        MHSABlock(32, 4, mlp_ratio=2, cpe_kernel=3, mlp_dwconv=True, layer_scale=0.5))
     x = torch.randn(2, 32, 4, 6).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         torch.testing.assert_close(block_forward(block, x), block(x), rtol=1e-5, atol=1e-5)
@@ -121,7 +116,8 @@ def test_blocked_mhsa_block_equals_plain(budget, monkeypatch):
 
 def test_blocked_mlp_with_pre_norm_in_row_bands_matches_plain(monkeypatch):
     monkeypatch.setattr(cpu_blocking, 'CHUNK_ELEMENTS', 24 * 50)  # bands of a 1x8x40x30 map
-    mlp, norm = randomize_(conv_mlp(8, 3, dwconv=True)), randomize_(LayerNorm2d(8))
+    mlp = randomize_parameters(conv_mlp(8, 3, dwconv=True))
+    norm = randomize_parameters(LayerNorm2d(8))
     x = torch.randn(1, 8, 40, 30).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         ref = torch.randn_like(x) + mlp(norm(x))

@@ -10,17 +10,11 @@ from glmix_mm.models.glmix import (GLMixBlock, LayerNorm2d, MHSABlock, MHSAToken
 from glmix_mm.models.layers import (ResidualDWConv, adaptive_avg_pool_tokens,
                                     window_self_attention)
 
-
-def randomize_(module: nn.Module, seed: int = 0) -> nn.Module:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn(p.shape, generator=gen) * 0.3 + (0.5 if p.dim() == 0 else 0))
-    return module.eval()
+from fakes import randomize_parameters
 
 
 def test_layer_norm_2d_matches_channel_layer_norm():
-    norm = randomize_(LayerNorm2d(8))
+    norm = randomize_parameters(LayerNorm2d(8))
     x = torch.randn(2, 8, 5, 7)
     ref = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, unbiased=False, keepdim=True) +
                                                      1e-6)
@@ -29,7 +23,7 @@ def test_layer_norm_2d_matches_channel_layer_norm():
 
 
 def test_self_attention_equals_torch_multihead_attention_with_same_weights():
-    ours = randomize_(MultiheadSelfAttention(32, 4))
+    ours = randomize_parameters(MultiheadSelfAttention(32, 4))
     ref = nn.MultiheadAttention(32, 4, batch_first=True).eval()
     ref.load_state_dict(ours.state_dict())  # same parameter names and shapes
     x = torch.randn(2, 10, 32)
@@ -87,7 +81,7 @@ def explicit_glmix(block: GLMixBlock, x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize('slot_init', ['ada_avgpool', 'param'])
 @pytest.mark.parametrize('cpe_kernel,mlp_dwconv,layer_scale', [(0, False, None), (3, True, 0.5)])
 def test_glmix_block_matches_explicit_clustering(slot_init, cpe_kernel, mlp_dwconv, layer_scale):
-    block = randomize_(
+    block = randomize_parameters(
         GLMixBlock(32, 2, num_slots=16, slot_init=slot_init, cpe_kernel=cpe_kernel,
                    mlp_dwconv=mlp_dwconv, layer_scale=layer_scale, mlp_ratio=2))
     x = torch.randn(2, 32, 9, 11)
@@ -96,7 +90,7 @@ def test_glmix_block_matches_explicit_clustering(slot_init, cpe_kernel, mlp_dwco
 
 
 def test_slot_logits_shape_and_softmax_assignment():
-    block = randomize_(GLMixBlock(16, 1, num_slots=4))
+    block = randomize_parameters(GLMixBlock(16, 1, num_slots=4))
     logits = block.slot_logits(torch.randn(1, 16, 6, 5))
     assert logits.shape == (1, 4, 30)
 
@@ -110,9 +104,9 @@ def test_glmix_block_rejects_bad_slot_settings():
 
 @pytest.mark.parametrize('channels_last', [False, True])
 def test_mhsa_blocks_match_explicit_transformer_block(channels_last):
-    nchw = randomize_(MHSABlock(32, 4, mlp_ratio=2, cpe_kernel=3, mlp_dwconv=True,
-                                layer_scale=0.5))
-    tokens = randomize_(MHSATokenBlock(32, 4, mlp_ratio=2))
+    nchw = randomize_parameters(
+        MHSABlock(32, 4, mlp_ratio=2, cpe_kernel=3, mlp_dwconv=True, layer_scale=0.5))
+    tokens = randomize_parameters(MHSATokenBlock(32, 4, mlp_ratio=2))
     x = torch.randn(2, 32, 4, 6)
     with torch.no_grad():
         # NCHW block: conv position embedding, attention on tokens, conv MLP on the map.
@@ -135,7 +129,7 @@ def test_mhsa_blocks_match_explicit_transformer_block(channels_last):
 
 
 def test_residual_dwconv_equals_input_plus_conv_and_keeps_checkpoint_keys():
-    conv = randomize_(ResidualDWConv(8, 5))
+    conv = randomize_parameters(ResidualDWConv(8, 5))
     x = torch.randn(2, 8, 7, 9)
     torch.testing.assert_close(conv(x), explicit_residual_dwconv(conv, x), rtol=1e-5, atol=1e-5)
     assert set(conv.state_dict()) == {'weight', 'bias'}  # the identity kernel is not saved
@@ -159,7 +153,7 @@ def explicit_windows(attn: MultiheadSelfAttention, x: torch.Tensor, window: int)
 @pytest.mark.parametrize('hw,window', [((6, 9), 3), ((5, 7), 3), ((4, 4), 3), ((5, 7), 1),
                                        ((2, 7), 3), ((5, 2), 4)])
 def test_window_attention_matches_per_window_attention(hw, window):
-    attn = randomize_(MultiheadSelfAttention(16, 2))
+    attn = randomize_parameters(MultiheadSelfAttention(16, 2))
     x = torch.randn(2, *hw, 16)
     with torch.no_grad():
         torch.testing.assert_close(
@@ -168,7 +162,7 @@ def test_window_attention_matches_per_window_attention(hw, window):
 
 
 def test_window_covering_the_map_is_global_attention():
-    attn = randomize_(MultiheadSelfAttention(16, 2))
+    attn = randomize_parameters(MultiheadSelfAttention(16, 2))
     x = torch.randn(2, 5, 6, 16)
     with torch.no_grad():
         glob = attn(x.flatten(1, 2)).view_as(x)
@@ -201,8 +195,9 @@ def assert_same_gradients_as_explicit(block: GLMixBlock, x: torch.Tensor) -> Non
 @pytest.mark.parametrize('layer_scale,drop_path', [(None, 0.), (0.5, 0.), (0.5, 0.3)])
 def test_block_gradients_equal_explicit_formulation(layer_scale, drop_path):
     """Autograd through the block equals autograd through the explicit formulation."""
-    block = randomize_(GLMixBlock(16, 2, num_slots=4, cpe_kernel=3, mlp_dwconv=True,
-                                  layer_scale=layer_scale, drop_path=drop_path)).train()
+    block = randomize_parameters(
+        GLMixBlock(16, 2, num_slots=4, cpe_kernel=3, mlp_dwconv=True, layer_scale=layer_scale,
+                   drop_path=drop_path)).train()
     assert_same_gradients_as_explicit(block, torch.randn(2, 16, 6, 5, requires_grad=True))
 
 
@@ -220,7 +215,8 @@ def test_mhsa_blocks_train_with_gradients_everywhere(window):
 
 def test_glmix_block_without_local_convs_adds_the_normalised_input():
     """local_kernel=0: the local branch is the identity (the normalised input is added)."""
-    block = randomize_(GLMixBlock(16, 2, num_slots=4, local_kernel=0, layer_scale=0.5)).train()
+    block = randomize_parameters(
+        GLMixBlock(16, 2, num_slots=4, local_kernel=0, layer_scale=0.5)).train()
     x = torch.randn(2, 16, 6, 5, requires_grad=True)
     with torch.no_grad():
         torch.testing.assert_close(block(x), explicit_glmix(block, x), rtol=1e-4, atol=1e-5)

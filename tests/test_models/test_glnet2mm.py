@@ -9,8 +9,8 @@ from mmengine.registry import init_default_scope
 
 from glmix_mm.models import GLNet
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 from fakes import random_upstream_checkpoint
+from helpers import ROOT, run_tool
 
 
 @pytest.fixture(scope='module')
@@ -20,7 +20,7 @@ def upstream_stl(tmp_path_factory):
     return path
 
 
-def test_backbone_format_round_trip(upstream_stl, tmp_path, run_tool):
+def test_backbone_format_round_trip(upstream_stl, tmp_path):
     dst = tmp_path / 'mm.pth'
     assert run_tool('model_converters/glnet2mm.py', upstream_stl, dst) == 0
     converted = torch.load(dst, weights_only=True)  # plain tensors and strings
@@ -39,7 +39,7 @@ def test_backbone_format_round_trip(upstream_stl, tmp_path, run_tool):
         assert torch.equal(a, b)
 
 
-def test_classifier_format_gives_upstream_logits(upstream_stl, tmp_path, run_tool):
+def test_classifier_format_gives_upstream_logits(upstream_stl, tmp_path):
     dst = tmp_path / 'cls.pth'
     assert run_tool('model_converters/glnet2mm.py', upstream_stl, dst, '--cls') == 0
     state = torch.load(dst, weights_only=True)['state_dict']
@@ -65,7 +65,7 @@ def test_classifier_format_gives_upstream_logits(upstream_stl, tmp_path, run_too
                                    atol=1e-4)
 
 
-def test_refuses_files_that_are_no_glnet(tmp_path, capsys, run_tool):
+def test_refuses_files_that_are_no_glnet(tmp_path, capsys):
     bad = tmp_path / 'r50.pth'
     torch.save({'state_dict': {'conv1.weight': torch.zeros(64, 3, 7, 7)}}, bad)
     assert run_tool('model_converters/glnet2mm.py', bad, tmp_path / 'out.pth') == 1

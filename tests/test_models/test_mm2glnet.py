@@ -1,6 +1,5 @@
 """tools/model_converters/mm2glnet.py: an MMPretrain GLNet classifier checkpoint written in the
 upstream release layout reads back, through every reader of releases, as the weights it holds."""
-import os.path as osp
 
 import pytest
 import torch
@@ -12,8 +11,8 @@ from glmix_mm.models.converters import glnet_to_mm, glnet_upstream_names
 from glmix_mm.models import GLNet
 from glmix_mm.checkpoint import load_local_checkpoint
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 from fakes import random_upstream_checkpoint
+from helpers import run_tool
 
 
 @pytest.fixture(scope='module')
@@ -21,8 +20,7 @@ def release():
     return random_upstream_checkpoint('stl')
 
 
-def test_classifier_checkpoint_round_trips_to_the_release_layout(release, tmp_path,
-                                                                  run_tool):
+def test_classifier_checkpoint_round_trips_to_the_release_layout(release, tmp_path):
     classifier = glnet_to_mm(release, cls=True)  # what MMPretrain saves, without EMA
     src, dst = tmp_path / 'epoch_3.pth', tmp_path / 'release.pth'
     classifier['meta']['epoch'] = 3
@@ -49,8 +47,7 @@ def classifier_of(state_dict: dict) -> torch.nn.Module:
     return model
 
 
-def test_ema_checkpoint_keeps_both_weight_sets_where_releases_have_them(release, tmp_path,
-                                                                         run_tool):
+def test_ema_checkpoint_keeps_both_weight_sets_where_releases_have_them(release, tmp_path):
     model = classifier_of(glnet_to_mm(release, cls=True)['state_dict'])
     ema = ExponentialMovingAverage(model, momentum=0.5, update_buffers=True)
     ema.update_parameters(model)  # the first update copies the weights
@@ -79,7 +76,7 @@ def test_ema_checkpoint_keeps_both_weight_sets_where_releases_have_them(release,
     assert all(torch.equal(v, trained[k]) for k, v in backbone.state_dict().items())
 
 
-def test_a_checkpoint_of_another_model_is_refused(tmp_path, capsys, run_tool):
+def test_a_checkpoint_of_another_model_is_refused(tmp_path, capsys):
     src = tmp_path / 'resnet.pth'
     torch.save(dict(state_dict={'backbone.conv1.weight': torch.zeros(64, 3, 7, 7),
                                 'head.fc.weight': torch.zeros(12, 2048)}, meta={}), src)
@@ -89,7 +86,7 @@ def test_a_checkpoint_of_another_model_is_refused(tmp_path, capsys, run_tool):
     assert not (tmp_path / 'out.pth').exists()
 
 
-def test_a_non_pth_destination_is_refused(tmp_path, capsys, run_tool):
+def test_a_non_pth_destination_is_refused(tmp_path, capsys):
     assert run_tool('model_converters/mm2glnet.py', tmp_path / 'a.pth',
                     tmp_path / 'b.safetensors') == 2  # a usage error
     assert 'torch.save file; give a .pth path' in capsys.readouterr().err

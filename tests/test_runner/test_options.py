@@ -1,6 +1,9 @@
-"""What tools/train.py changes in a config: the safe checkpoint hook chosen by type, and the
-epoch loop and sampler that resume inside an epoch."""
+"""What tools/train.py changes in a config: the safe checkpoint hook chosen by type, the epoch
+loop and sampler that resume inside an epoch, and the safety hooks added once."""
+import os.path as osp
+
 import pytest
+from helpers import ROOT
 from mmengine.config import Config
 
 from glmix_mm.runner import use_resumable_loop, use_safe_checkpoint_hook
@@ -39,11 +42,8 @@ def test_iteration_loops_and_other_samplers_stay():
 
 
 def test_the_configs_and_the_tools_add_one_list_of_safety_hooks():
-    """configs/_base_/glnet_common.py lists SAFETY_HOOKS (the configs' hooks added once:
-    tests/test_engine/test_checkpoint_fit.py); add_safety_hooks adds all of them to a plain
-    config."""
-    from helpers import ROOT
-
+    """configs/_base_/glnet_common.py lists SAFETY_HOOKS (the configs' hooks added once: the
+    next test); add_safety_hooks adds all of them to a plain config."""
     from glmix_mm.runner import SAFETY_HOOKS, add_safety_hooks
     assert 'RNGStateHook' in SAFETY_HOOKS
     common = Config.fromfile(f'{ROOT}/configs/_base_/glnet_common.py')
@@ -52,3 +52,14 @@ def test_the_configs_and_the_tools_add_one_list_of_safety_hooks():
     plain = Config(dict(custom_hooks=[dict(type='EMAHook')]))
     add_safety_hooks(plain)
     assert [h['type'] for h in plain.custom_hooks] == ['EMAHook', *SAFETY_HOOKS]
+
+
+@pytest.mark.parametrize('config', ['configs/cascade_maskrcnn_glnet_4g_coco.py',
+                                    'configs/maskrcnn_glnet_4g_coco.py'])
+def test_tools_give_every_config_the_safety_hooks_once(config):
+    from glmix_mm.runner import add_safety_hooks
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    add_safety_hooks(cfg, allow_partial=True)
+    types = [h['type'] for h in cfg.custom_hooks]
+    assert types.count('CheckpointFitHook') == 1 and types.count('ResumableTrainingHook') == 1
+    assert [h for h in cfg.custom_hooks if h['type'] == 'CheckpointFitHook'][0]['allow_partial']

@@ -17,8 +17,8 @@ from fakes import UPSTREAM_NAMES, randomize, random_upstream_checkpoint
 
 timm = pytest.importorskip('timm', reason='timm is not installed (pip install -e ".[timm]")')
 import glmix_mm.timm  # noqa: E402,F401 (registers the models)
+from helpers import ROOT
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # The released models, upstream's names.
 NAMES = ['glnet_stl', 'glnet_stl_paramslot', 'glnet_4g', 'glnet_9g', 'glnet_16g', 'glnet_4g_tklb',
          'glnet_9g_tklb', 'conformer_tiny_patch16', 'conformer_small_patch16',

@@ -1,16 +1,7 @@
 """Shared fixtures of the tool tests: config options that point the demo detector at the tiny
 generated demo dataset (``demo_data``, tests/conftest.py)."""
-import os.path as osp
-
 import pytest
 from helpers import SMALL_DEMO_DETECTOR, cfg_options
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def pytest_configure(config):
-    config.addinivalue_line(
-        'markers', 'slow: a subprocess test of minutes (training runs); -m "not slow" skips it')
 
 
 @pytest.fixture(scope='session')

@@ -1,6 +1,7 @@
 """Bad input to the tools (docs/reliability.md, "Bad input"): datasets, configs, tool
 arguments and image files. Each case checks the exit code and that the one line the user sees
-names the problem and the fix, or that the input works and gives the right result.
+names the problem and the fix, or that the input works and gives the right result (the dataset
+checks themselves: tests/test_runner/test_dataset_checks.py).
 
 The tools run in this process (``main(argv)``), which is much faster than a subprocess each.
 """
@@ -9,7 +10,6 @@ import os
 import os.path as osp
 import pickle
 import re
-import shutil
 import sys
 
 import numpy as np
@@ -20,13 +20,9 @@ from mmengine.logging import MMLogger
 from PIL import Image
 
 import glmix_mm  # noqa: F401
-from glmix_mm.runner import BadDatasetError, DatasetNotFoundError, check_datasets
 import helpers
-from helpers import run_tool
+from helpers import DEMO, ROOT, run_tool, truncate_file
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
-COCO = osp.join(ROOT, 'configs/maskrcnn_glnet_4g_coco.py')
 
 
 def load_tool(path: str):
@@ -49,59 +45,8 @@ def the_error(capsys) -> str:
     return lines[0]
 
 
-def demo_cfg(root: str) -> Config:
-    """The demo detection config on the COCO-format data under ``root``."""
-    cfg = Config.fromfile(DEMO)
-    ann = osp.join(root, 'annotations/instances_val.json')
-    cfg.merge_from_dict({
-        'train_dataloader.dataset.data_root': root, 'val_dataloader.dataset.data_root': root,
-        'test_dataloader.dataset.data_root': root, 'val_evaluator.ann_file': ann,
-        'test_evaluator.ann_file': ann})
-    return cfg
-
-
-@pytest.fixture
-def coco_copy(demo_data, tmp_path):
-    """A writable copy of the demo COCO data (8 training, 4 validation images)."""
-    root = tmp_path / 'coco'
-    shutil.copytree(demo_data / 'coco', root)
-    return str(root) + '/'
-
-
 # ---------------------------------------------------------------------------------------------
 # Datasets
-
-
-def test_missing_dataset_hint_fixes_every_loader_and_evaluator(demo_data, tmp_path,
-                                                               monkeypatch):
-    """The --cfg-options of the message, with the placeholder replaced by a real copy, make
-    every dataloader and evaluator of the config find its data."""
-    monkeypatch.chdir(tmp_path)  # the config's relative data_root does not exist here
-    cfg = Config.fromfile(DEMO)
-    with pytest.raises(DatasetNotFoundError) as error:
-        check_datasets(cfg, ('train_dataloader', 'val_dataloader'))
-    problem, fix = str(error.value).splitlines()
-    assert problem.startswith('The demo dataset not found: data/demo/coco/annotations/'
-                              'instances_train.json') and 'train_dataloader' in problem
-    assert fix.startswith('Generate it with `python tools/make_demo_data.py --out data/demo`')
-    options = fix.split('--cfg-options ')[1].split()
-    assert {o.split('=')[0] for o in options} == {
-        'train_dataloader.dataset.data_root', 'val_dataloader.dataset.data_root',
-        'test_dataloader.dataset.data_root', 'val_evaluator.ann_file', 'test_evaluator.ann_file'}
-    real = f'{demo_data}/coco/'
-    cfg.merge_from_dict(dict(o.replace('/path/to/coco/', real).split('=', 1) for o in options))
-    check_datasets(cfg)  # nothing missing any more: train, val, test and both evaluators
-
-
-def test_missing_coco_names_the_download_and_the_evaluator(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(DatasetNotFoundError) as error:
-        check_datasets(Config.fromfile(COCO), ('test_dataloader', ))
-    problem, fix = str(error.value).splitlines()
-    assert problem == ('COCO 2017 not found: data/coco/annotations/instances_val2017.json, '
-                       'data/coco/val2017/ does not exist (test_dataloader).')
-    assert 'cocodataset.org' in fix
-    assert 'test_evaluator.ann_file=/path/to/coco/annotations/instances_val2017.json' in fix
 
 
 def test_train_py_missing_data_is_one_message_and_exit_2(tmp_path, monkeypatch, capsys):
@@ -113,63 +58,8 @@ def test_train_py_missing_data_is_one_message_and_exit_2(tmp_path, monkeypatch, 
     assert 'make_demo_data.py' in out
 
 
-def _rewrite(path: str, change) -> None:
-    with open(path) as f:
-        content = json.load(f)
-    change(content)
-    with open(path, 'w') as f:
-        json.dump(content, f)
-
-
-def _truncate(path):
-    with open(path) as f:
-        text = f.read()
-    with open(path, 'w') as f:
-        f.write(text[:300])
-
-
-def _empty(path):
-    open(path, 'w').close()
-
-
-def _html(path):
-    with open(path, 'w') as f:
-        f.write('<html><body>Not Found</body></html>')
-
-
-@pytest.mark.parametrize('damage,message', [
-    (_truncate, r'instances_train\.json is not valid JSON \(.*\): truncated or edited by hand\? '
-     r'\(train_dataloader\)'),
-    (_empty, r'instances_train\.json is empty \(0 bytes\)'),
-    (_html, r"instances_train\.json is not JSON: it starts with b'<html><body>Not Found"),
-    (lambda p: _rewrite(p, lambda c: c.update(images=[], annotations=[])),
-     r'instances_train\.json lists no images'),
-    (lambda p: _rewrite(p, lambda c: c.update(annotations=[])),
-     r'instances_train\.json has no annotations: training needs at least one object'),
-    (lambda p: os.remove(osp.join(osp.dirname(osp.dirname(p)), 'train', 'train_00002.png')),
-     r'instances_train\.json lists 1 image\(s\) of 8 that are not in .*train/ \(e\.g\. '
-     r'train_00002\.png\)'),
-])
-def test_unusable_annotation_file_is_named_before_training(coco_copy, damage, message):
-    damage(osp.join(coco_copy, 'annotations/instances_train.json'))
-    with pytest.raises(BadDatasetError, match=message):
-        check_datasets(demo_cfg(coco_copy), ('train_dataloader', 'val_dataloader'))
-
-
-def test_classes_missing_from_the_annotation_file(coco_copy):
-    cfg = demo_cfg(coco_copy)
-    cfg.train_dataloader.dataset.metainfo = dict(classes=('square', 'circle'))
-    with pytest.raises(BadDatasetError, match=r"no category named 'circle' \(its categories: "
-                       r'square, disc, triangle\); set metainfo\.classes'):
-        check_datasets(cfg)
-
-
-def test_the_demo_data_passes_the_checks(coco_copy):
-    check_datasets(demo_cfg(coco_copy))
-
-
 def test_train_py_malformed_json_is_one_message_and_exit_2(coco_copy, tmp_path, capsys):
-    _truncate(osp.join(coco_copy, 'annotations/instances_val.json'))
+    truncate_file(osp.join(coco_copy, 'annotations/instances_val.json'))
     train = load_tool('tools/train.py')
     options = [f'{k}={v}' for k, v in (
         ('train_dataloader.dataset.data_root', coco_copy),
@@ -408,31 +298,6 @@ def test_test_py_missing_checkpoint(tmp_path, capsys):
     test_tool = load_tool('tools/test.py')
     assert test_tool.main([DEMO, str(tmp_path / 'epoch_4.pth')]) == 2
     assert error_line(capsys) == f'error: checkpoint {tmp_path}/epoch_4.pth does not exist'
-
-
-def test_neck_channels_that_do_not_fit_the_backbone():
-    """model.backbone.arch=stl without the neck's in_channels: one line with the value to set
-    (without the check: a RuntimeError inside FPN at the first forward pass)."""
-    from mmengine.registry import MODELS, init_default_scope
-
-    from glmix_mm.runner import build_model_from_cfg
-    from glmix_mm.utils import ConfigError, check_neck_channels
-    cfg = Config.fromfile(DEMO)
-    cfg.merge_from_dict({'model.backbone.arch': 'stl'})
-    message = re.escape(
-        "model.neck.in_channels=[64, 128, 256, 512], but the GLNet(arch='stl') backbone "
-        'returns [96, 192, 384, 768] (out_indices [0, 1, 2, 3]): set '
-        'model.neck.in_channels=[96, 192, 384, 768].')
-    with pytest.raises(ConfigError, match=message):
-        build_model_from_cfg(cfg)
-    init_default_scope('mmdet')
-    model = MODELS.build(cfg.model)
-    with pytest.raises(ConfigError, match=message):
-        check_neck_channels(model)
-    with pytest.raises(RuntimeError, match='channels'):  # what the user sees without it
-        model.extract_feat(torch.randn(1, 3, 64, 64))
-    cfg.merge_from_dict({'model.neck.in_channels': [96, 192, 384, 768]})
-    check_neck_channels(build_model_from_cfg(cfg))
 
 
 def test_train_py_neck_channels_are_one_line(demo_options, tmp_path, capsys):

@@ -14,17 +14,12 @@ the update eager (the second test shows the failure without it).
 import os
 import os.path as osp
 import re
-import subprocess
-import sys
 
 import pytest
 
 from glmix_mm.compat import has_torch
 from glmix_mm.engine.hooks.eager_optimizer_step_hook import MMENGINE_COMPILE_MIN
-
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
+from helpers import DEMO, run_tool_process
 
 
 @pytest.mark.slow
@@ -39,9 +34,8 @@ def test_demo_detector_trains_with_mmengine_compile(demo_options, tmp_path):
         'val_dataloader=None', 'val_evaluator=None'
     ]
     env = dict(os.environ, TORCH_LOGS='recompiles,graph_breaks')
-    result = subprocess.run(
-        [sys.executable, 'tools/train.py', DEMO, '--work-dir', work, '--cfg-options', *options],
-        cwd=ROOT, capture_output=True, text=True, timeout=1500, env=env)
+    result = run_tool_process('tools/train.py', DEMO, '--work-dir', work, '--cfg-options',
+                              *options, env=env, timeout=1500)
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-4000:]
     assert 'Model has been "compiled"' in log

@@ -6,18 +6,16 @@ import glob
 import json
 import math
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
 import torch.nn as nn
+from helpers import ROOT, run_tool_process
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 pytestmark = pytest.mark.slow  # tools in subprocesses, training runs
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 ARCHS = {'stl': 0.1, '4g': 0.15, '9g': 0.3, '16g': 0.4}  # drop path (upstream README)
 BGR_MEAN = [103.53, 116.28, 123.675]
 BGR_STD = [57.375, 57.12, 58.395]
@@ -235,11 +233,6 @@ def test_randaugment_and_erasing_are_timms_with_the_upstream_arguments():
         tuple(math.log(a) for a in ours_erasing['aspect_range']))
 
 
-def run_tool(*args):
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900)
-
-
 def tiny_config(demo_data, tmp_path) -> str:
     """configs/glnet_stl_in1k.py, every part of the recipe on, at 64 x 64 pixels on the 3-class
     generated ImageNet-style folders: 6 training images, batches of 4, one iteration an epoch."""
@@ -278,8 +271,8 @@ def test_recipe_trains_and_evaluates_on_tiny_imagenet_folders(demo_data, tmp_pat
     config's header gives for the CPU)."""
     path = tiny_config(demo_data, tmp_path)
     work = str(tmp_path / 'work')
-    train = run_tool('tools/train.py', path, '--work-dir', work, '--cfg-options',
-                     'optim_wrapper.type=OptimWrapper')
+    train = run_tool_process('tools/train.py', path, '--work-dir', work, '--cfg-options',
+                             'optim_wrapper.type=OptimWrapper')
     assert train.returncode == 0, train.stderr[-3000:]
     logs = glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json'))
     assert len(logs) == 1
@@ -303,8 +296,8 @@ def test_recipe_trains_and_evaluates_on_tiny_imagenet_folders(demo_data, tmp_pat
     assert not torch.equal(ckpt['state_dict'][key], ema[f'module.{key}'])
     assert 'backbone.norm3.running_mean' in ckpt['state_dict']  # BN statistics averaged too
 
-    test = run_tool('tools/test.py', path, osp.join(work, 'epoch_3.pth'), '--work-dir',
-                    str(tmp_path / 'test'))
+    test = run_tool_process('tools/test.py', path, osp.join(work, 'epoch_3.pth'), '--work-dir',
+                            str(tmp_path / 'test'))
     assert test.returncode == 0, test.stderr[-3000:]
     assert "'accuracy/top1'" in test.stdout
     assert 'Start testing on EMA model' in test.stdout + test.stderr

@@ -9,9 +9,7 @@ import sys
 import time
 
 import pytest
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
+from helpers import DEMO, ROOT, run_tool_process
 
 
 def start(work: str, options: list, log: str) -> subprocess.Popen:
@@ -56,9 +54,8 @@ def test_sigterm_then_resume_with_a_dangling_last_checkpoint(demo_options, tmp_p
     with open(osp.join(work, 'last_checkpoint'), 'w') as f:
         f.write(gone)
     newest = osp.join(work, kept[-1])
-    resumed = subprocess.run(
-        [sys.executable, 'tools/train.py', DEMO, '--work-dir', work, '--resume',
-         '--cfg-options', *options], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    resumed = run_tool_process('tools/train.py', DEMO, '--work-dir', work, '--resume',
+                               '--cfg-options', *options)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     out = resumed.stdout + resumed.stderr
     assert f'names {gone}, which does not exist; resuming from {newest}' in out

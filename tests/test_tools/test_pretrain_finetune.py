@@ -8,9 +8,8 @@ import sys
 import pytest
 from mmengine.config import Config, DictAction
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 from glmix_mm.errors import GLMixMMError
-from helpers import load_tool
+from helpers import ROOT, load_tool
 
 pf = load_tool('analysis/pretrain_finetune.py')
 

@@ -5,7 +5,6 @@ import json
 import os
 import os.path as osp
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,15 +16,12 @@ from mmengine.config import Config
 from torch.nn.parallel import DistributedDataParallel
 
 from glmix_mm.runner import distributed_session
-from helpers import load_tool
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
+from helpers import DEMO, ROOT, free_port, load_tool, run_tool_process
 
 
-def train_cmd(work: str, options: list, *extra: str) -> list:
-    return [sys.executable, 'tools/train.py', DEMO, '--work-dir', work, *extra,
-            '--cfg-options', *options]
+def train_args(work: str, options: list, *extra: str) -> list:
+    """``tools/train.py`` and its arguments: the demo detector trained in ``work``."""
+    return ['tools/train.py', DEMO, '--work-dir', work, *extra, '--cfg-options', *options]
 
 
 def weights(path: str) -> dict:
@@ -40,12 +36,11 @@ def test_resume_after_sigkill_ends_with_the_same_weights(demo_options, tmp_path)
         'model.backbone.drop_path_rate=0.1'  # random stream matters
     ]
     straight, killed = str(tmp_path / 'straight'), str(tmp_path / 'killed')
-    run = subprocess.run(train_cmd(straight, options), cwd=ROOT, capture_output=True, text=True,
-                         timeout=900)
+    run = run_tool_process(*train_args(straight, options))
     assert run.returncode == 0, run.stderr[-3000:]
 
-    proc = subprocess.Popen(train_cmd(killed, options), cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, *train_args(killed, options)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while not osp.exists(osp.join(killed, 'last_checkpoint')) and time.time() < deadline:
         assert proc.poll() is None, 'training ended before its first checkpoint'
@@ -54,8 +49,7 @@ def test_resume_after_sigkill_ends_with_the_same_weights(demo_options, tmp_path)
     proc.wait()
     assert not osp.exists(osp.join(killed, 'epoch_2.pth')), 'killed too late to test resume'
 
-    resumed = subprocess.run(train_cmd(killed, options, '--resume'), cwd=ROOT,
-                             capture_output=True, text=True, timeout=900)
+    resumed = run_tool_process(*train_args(killed, options, '--resume'))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert 'resumed' in (resumed.stdout + resumed.stderr).lower()
     a, b = weights(osp.join(straight, 'epoch_2.pth')), weights(osp.join(killed, 'epoch_2.pth'))
@@ -121,10 +115,8 @@ def test_dist_train_runs_two_processes_on_cpu(demo_options, tmp_path):
 
 def test_ddp_gradients_equal_one_process_on_the_whole_batch():
     script = osp.join(ROOT, 'tests/test_tools/ddp_gradients.py')
-    result = subprocess.run(
-        [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-         f'--master_port={free_port()}', script],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = run_tool_process('-m', 'torch.distributed.run', '--nproc_per_node=2',
+                              f'--master_port={free_port()}', script, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report['params'] > 200
@@ -176,12 +168,6 @@ def test_dist_train_runs_the_demo_detector_as_two_nodes(demo_options, tmp_path):
     assert [n.returncode for n in nodes] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
     assert 'Distributed training: True' in logs[0] and 'GPU number: 2' in logs[0]
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def gloo_worker_threads() -> int:

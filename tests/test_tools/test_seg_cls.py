@@ -2,20 +2,13 @@
 tools/train.py and tools/test.py, on the generated demo data."""
 import os.path as osp
 import subprocess
-import sys
 
 import pytest
 import torch
+from helpers import ROOT, run_tool_process
 from mmengine.config import Config
 
 pytestmark = pytest.mark.slow  # tools in subprocesses, training runs
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def run_tool(*args):
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900)
 
 
 def test_segmentation_demo_trains_and_reports_miou(demo_data, tmp_path):
@@ -31,10 +24,11 @@ def test_segmentation_demo_trains_and_reports_miou(demo_data, tmp_path):
     ]
     config = osp.join(ROOT, 'configs/demo/upernet_glnet_4g_demo.py')
     work = str(tmp_path / 'seg')
-    train = run_tool('tools/train.py', config, '--work-dir', work, '--cfg-options', *options)
+    train = run_tool_process('tools/train.py', config, '--work-dir', work, '--cfg-options',
+                             *options)
     assert train.returncode == 0, train.stderr[-3000:]
-    test = run_tool('tools/test.py', config, osp.join(work, 'iter_2.pth'), '--work-dir', work,
-                    '--show-dir', 'vis', '--cfg-options', *options)
+    test = run_tool_process('tools/test.py', config, osp.join(work, 'iter_2.pth'), '--work-dir',
+                            work, '--show-dir', 'vis', '--cfg-options', *options)
     assert test.returncode == 0, test.stderr[-3000:]
     assert "'mIoU'" in test.stdout and "'aAcc'" in test.stdout
     drawn = subprocess.run(['find', work, '-name', '*.png', '-path', '*vis*'],
@@ -49,8 +43,8 @@ def test_classification_eval_on_tiny_folder_reports_top1(demo_data, tmp_path):
     ckpt['model']['head.weight'] = ckpt['model']['head.weight'][:3]
     ckpt['model']['head.bias'] = ckpt['model']['head.bias'][:3]
     torch.save(ckpt, tmp_path / 'up.pth')
-    convert = run_tool('tools/model_converters/glnet2mm.py', str(tmp_path / 'up.pth'),
-                       str(tmp_path / 'cls.pth'), '--cls')
+    convert = run_tool_process('tools/model_converters/glnet2mm.py', str(tmp_path / 'up.pth'),
+                               str(tmp_path / 'cls.pth'), '--cls')
     assert convert.returncode == 0, convert.stderr
 
     cfg = Config.fromfile(osp.join(ROOT, 'configs/glnet_stl_in1k.py'))
@@ -65,7 +59,7 @@ def test_classification_eval_on_tiny_folder_reports_top1(demo_data, tmp_path):
     cfg.test_evaluator = dict(type='Accuracy', topk=(1, ))
     path = str(tmp_path / 'tiny_cls.py')
     cfg.dump(path)
-    test = run_tool('tools/test.py', path, str(tmp_path / 'cls.pth'), '--work-dir',
-                    str(tmp_path / 'work'))
+    test = run_tool_process('tools/test.py', path, str(tmp_path / 'cls.pth'), '--work-dir',
+                            str(tmp_path / 'work'))
     assert test.returncode == 0, test.stderr[-3000:]
     assert "'accuracy/top1'" in test.stdout

@@ -10,16 +10,14 @@ import os
 import os.path as osp
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
 import torch
+from helpers import DEMO, ROOT, free_port
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
 CLUSTER = osp.join(ROOT, '.ci/slurm_cluster.sh')
 BINARIES = ('slurmctld', 'slurmd', 'sbatch', 'srun', 'scontrol', 'munged')
 
@@ -47,12 +45,6 @@ def slurm(tmp_path_factory):
 
 def without(env: dict, name: str) -> dict:
     return {k: v for k, v in env.items() if k != name}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
 
 
 def job_state(job: str, env: dict) -> dict:

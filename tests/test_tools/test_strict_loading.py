@@ -1,27 +1,17 @@
 """A checkpoint that does not fit is refused by tools/test.py, image_demo.py, visualize_slots.py
 and a fine-tuning load_from (one error with the key report, exit code 1); --allow-partial loads
 what fits; fine-tuning a detector of another class count skips the class-dependent layers (the
-hook that does it in a Runner: tests/test_engine/test_checkpoint_fit.py)."""
+hook that does it in a Runner: tests/test_engine/test_checkpoint_fit_hook.py)."""
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
-from helpers import SMALL_DEMO_DETECTOR
+from helpers import DEMO, SMALL_DEMO_DETECTOR, run_tool_process
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
 pytestmark = pytest.mark.slow  # tools in subprocesses, training runs
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
-
-
-def run_tool(*args):
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=900)
 
 
 def demo_model(options: dict):
@@ -32,8 +22,6 @@ def demo_model(options: dict):
     init_default_scope('mmdet')
     torch.manual_seed(0)
     return MODELS.build(cfg.model)
-
-
 
 
 @pytest.fixture(scope='module')
@@ -54,8 +42,8 @@ def files(tmp_path_factory):
 
 
 def test_test_py_refuses_a_checkpoint_that_does_not_fit(demo_options, files, tmp_path):
-    result = run_tool('tools/test.py', DEMO, files['other_arch'], '--work-dir', str(tmp_path),
-                      '--cfg-options', *demo_options)
+    result = run_tool_process('tools/test.py', DEMO, files['other_arch'], '--work-dir',
+                              str(tmp_path), '--cfg-options', *demo_options)
     assert result.returncode == 1
     assert f'error: The checkpoint {files["other_arch"]} does not fit the model' in result.stderr
     assert 'shape mismatches' in result.stderr and '--allow-partial' in result.stderr
@@ -63,8 +51,8 @@ def test_test_py_refuses_a_checkpoint_that_does_not_fit(demo_options, files, tmp
 
 
 def test_test_py_allow_partial_evaluates_with_a_warning(demo_options, files, tmp_path):
-    result = run_tool('tools/test.py', DEMO, files['coco_classes'], '--allow-partial',
-                      '--work-dir', str(tmp_path), '--cfg-options', *demo_options)
+    result = run_tool_process('tools/test.py', DEMO, files['coco_classes'], '--allow-partial',
+                              '--work-dir', str(tmp_path), '--cfg-options', *demo_options)
     assert result.returncode == 0, result.stderr[-3000:]
     log = result.stdout + result.stderr
     assert 'loading the keys that fit (allow_partial)' in log
@@ -85,8 +73,8 @@ def test_fine_tuning_skips_exactly_the_class_dependent_layers(files):
 
 
 def test_load_from_with_another_backbone_is_refused(demo_options, files, tmp_path):
-    result = run_tool('tools/train.py', DEMO, '--work-dir', str(tmp_path), '--cfg-options',
-                      *demo_options, f'load_from={files["other_arch"]}')
+    result = run_tool_process('tools/train.py', DEMO, '--work-dir', str(tmp_path), '--cfg-options',
+                              *demo_options, f'load_from={files["other_arch"]}')
     assert result.returncode == 1 and 'Traceback' not in result.stderr
     assert "does not fit the model's backbone" in result.stderr
     assert not [f for f in os.listdir(tmp_path) if f.endswith('.pth')]
@@ -96,7 +84,7 @@ def test_image_demo_refuses_a_checkpoint_that_does_not_fit(demo_data, files, tmp
     image = str(demo_data / 'coco' / 'val' / 'val_00001.png')
     args = ['tools/image_demo.py', image, DEMO, files['backbone_only'], '--out',
             str(tmp_path / 'r.png')]
-    result = run_tool(*args)
+    result = run_tool_process(*args)
     assert result.returncode == 1 and 'does not fit the model' in result.stderr
     assert 'bare backbone' in result.stderr  # says to load it with init_cfg instead
     assert 'Traceback' not in result.stderr and not osp.exists(tmp_path / 'r.png')
@@ -106,10 +94,10 @@ def test_visualize_slots_refuses_and_allows_partial(demo_data, files, tmp_path):
     image = str(demo_data / 'coco' / 'val' / 'val_00001.png')
     args = ['tools/visualize_slots.py', image, '--arch', 'stl', '--checkpoint',
             files['other_arch'], '--size', '64', '--out', str(tmp_path / 's.png')]
-    result = run_tool(*args)  # a 4G detector's backbone for an STL backbone
+    result = run_tool_process(*args)  # a 4G detector's backbone for an STL backbone
     assert result.returncode == 1 and 'does not fit' in result.stderr
     assert 'Traceback' not in result.stderr
-    result = run_tool(*args, '--allow-partial')
+    result = run_tool_process(*args, '--allow-partial')
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'loading the keys that fit' in (result.stdout + result.stderr).lower()
     assert osp.isfile(tmp_path / 's.png')

@@ -6,21 +6,12 @@ import json
 import os
 import os.path as osp
 import subprocess
-import sys
 
 import pytest
 import torch
-from helpers import run_script
+from helpers import DEMO, ROOT, run_script, run_tool_process
 
 from glmix_mm.engine.hooks.eager_optimizer_step_hook import MMENGINE_COMPILE_MIN
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO = osp.join(ROOT, 'configs/demo/maskrcnn_glnet_4g_demo.py')
-
-
-def run_tool(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=900)
 
 
 @pytest.fixture
@@ -74,12 +65,12 @@ def test_train_then_test_gives_coco_metrics(demo_options, tmp_path):
     options = demo_options + ['train_cfg.max_epochs=1', 'train_cfg.val_interval=1']
     work = str(tmp_path / 'work')
     # One iteration (2 of the 8 images): bfloat16 is slow on CPUs without bfloat16 units.
-    train = run_tool('tools/train.py', DEMO, '--work-dir', work, '--amp', '--cfg-options',
-                     *options, 'train_dataloader.dataset.indices=2')
+    train = run_tool_process('tools/train.py', DEMO, '--work-dir', work, '--amp', '--cfg-options',
+                             *options, 'train_dataloader.dataset.indices=2')
     assert train.returncode == 0, train.stderr[-3000:]
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
-    test = run_tool('tools/test.py', DEMO, osp.join(work, 'epoch_1.pth'), '--work-dir', work,
-                    '--show-dir', 'vis', '--amp', '--cfg-options', *options)
+    test = run_tool_process('tools/test.py', DEMO, osp.join(work, 'epoch_1.pth'), '--work-dir',
+                            work, '--show-dir', 'vis', '--amp', '--cfg-options', *options)
     assert test.returncode == 0, test.stderr[-3000:]
     if not torch.cuda.is_available():
         for result in (train, test):

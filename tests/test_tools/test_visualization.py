@@ -1,7 +1,5 @@
 """tools/visualize_slots.py and tools/image_demo.py write readable PNGs and fail cleanly."""
 import os.path as osp
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -9,16 +7,9 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from PIL import Image
 
-from helpers import load_tool
+from helpers import ROOT, load_tool, run_tool_process
 
 pytestmark = pytest.mark.slow  # tools in subprocesses, training runs
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def run_tool(*args):
-    return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
 
 
 @pytest.fixture(scope='module')
@@ -28,8 +19,9 @@ def image(demo_data):
 
 def test_slot_maps_png_has_one_row_per_block(image, tmp_path):
     out = tmp_path / 'slots.png'
-    result = run_tool('tools/visualize_slots.py', image, '--arch', 'stl', '--size', '64',
-                      '--blocks', '0.1', '2.5', '--num-slots-shown', '3', '--out', str(out))
+    result = run_tool_process('tools/visualize_slots.py', image, '--arch', 'stl', '--size', '64',
+                              '--blocks', '0.1', '2.5', '--num-slots-shown', '3', '--out', str(out),
+                              timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     with Image.open(out) as png:
         assert png.size == (240 * (2 + 3), 240 * 2)  # 2.4 inch panels at 100 dpi
@@ -41,9 +33,10 @@ def test_slot_maps_from_a_config_and_checkpoint(image, tmp_path):
     torch.save({'state_dict': {f'backbone.{k}': v for k, v in model.state_dict().items()}},
                tmp_path / 'det.pth')
     out = tmp_path / 'slots.png'
-    result = run_tool('tools/visualize_slots.py', image, '--config',
-                      'configs/maskrcnn_glnet_4g_coco.py', '--checkpoint',
-                      str(tmp_path / 'det.pth'), '--size', '64', '--out', str(out))
+    result = run_tool_process('tools/visualize_slots.py', image, '--config',
+                              'configs/maskrcnn_glnet_4g_coco.py', '--checkpoint',
+                              str(tmp_path / 'det.pth'), '--size', '64', '--out', str(out),
+                              timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert 'blocks: 0.3, 1.3, 2.16' in result.stdout  # last GLMix block of stages 0-2
     with Image.open(out) as png:
@@ -57,8 +50,8 @@ def test_slot_maps_from_a_config_and_checkpoint(image, tmp_path):
 ])
 def test_slot_maps_bad_input_is_a_clear_error(image, tmp_path, args, message):
     args = [image if a == 'IMAGE' else a for a in args]
-    result = run_tool('tools/visualize_slots.py', *args, '--size', '64', '--out',
-                      str(tmp_path / 'x.png'))
+    result = run_tool_process('tools/visualize_slots.py', *args, '--size', '64', '--out',
+                              str(tmp_path / 'x.png'), timeout=600)
     assert result.returncode == 2  # a path, a block or a config to change
     assert message in result.stderr and 'Traceback' not in result.stderr
 
@@ -78,18 +71,20 @@ def random_checkpoint(config: str, path: str) -> None:
 def test_image_demo_draws_result_at_image_size(image, tmp_path, config):
     random_checkpoint(config, str(tmp_path / 'model.pth'))
     out = tmp_path / 'result.png'
-    result = run_tool('tools/image_demo.py', image, config, str(tmp_path / 'model.pth'),
-                      '--out', str(out), '--score-thr', '0.0')
+    result = run_tool_process('tools/image_demo.py', image, config, str(tmp_path / 'model.pth'),
+                              '--out', str(out), '--score-thr', '0.0', timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     with Image.open(out) as png, Image.open(image) as src:
         assert png.size == src.size
 
 
 def test_image_demo_bad_input_is_a_clear_error(image, tmp_path):
-    result = run_tool('tools/image_demo.py', image, 'configs/demo/maskrcnn_glnet_4g_demo.py',
-                      str(tmp_path / 'missing.pth'))
+    result = run_tool_process('tools/image_demo.py', image,
+                              'configs/demo/maskrcnn_glnet_4g_demo.py',
+                              str(tmp_path / 'missing.pth'), timeout=600)
     assert result.returncode == 2 and 'does not exist' in result.stderr
-    result = run_tool('tools/image_demo.py', image, 'configs/glnet_4g_in1k.py', image)
+    result = run_tool_process('tools/image_demo.py', image, 'configs/glnet_4g_in1k.py', image,
+                              timeout=600)
     assert result.returncode == 2 and 'mmdet and mmseg' in result.stderr
 
 

@@ -1,17 +1,12 @@
-"""CheckpointFitHook / check_fit: a checkpoint that does not fit is refused with the key report,
-except for the class-dependent head layers when fine-tuning from ``load_from``."""
-import os.path as osp
-
+"""glmix_mm/checkpoint/fit.py, check_fit: a checkpoint that does not fit is refused with the key
+report, except for the class-dependent head layers when fine-tuning from ``load_from`` (the hook
+that applies it in a Runner: tests/test_engine/test_checkpoint_fit_hook.py)."""
 import pytest
 import torch
-from toy_runner import ToyModel
 
-from glmix_mm.engine import CheckpointMismatchError, check_fit
+from glmix_mm.checkpoint import CheckpointMismatchError, check_fit
 
-
-def saved(model, path) -> str:
-    torch.save({'state_dict': model.state_dict(), 'meta': {}}, path)
-    return str(path)
+from fakes import ToyModel
 
 
 def test_exact_mode_reports_every_kind_of_mismatch():
@@ -58,44 +53,3 @@ def test_finetune_skips_only_class_dependent_head_layers():
     bare = {k[len('backbone.'):]: v for k, v in backbone_only.items()}
     with pytest.raises(CheckpointMismatchError, match='bare backbone'):
         check_fit(model, bare, 'finetune')
-
-
-def test_runner_refuses_wrong_load_from_and_fine_tunes_another_class_count(
-        make_runner, tmp_path, capfd):
-    other_arch = saved(ToyModel(width=5), tmp_path / 'other.pth')
-    with pytest.raises(CheckpointMismatchError, match='other.pth does not fit the model'):
-        make_runner(length=1, load_from=other_arch).train()
-
-    source = ToyModel(num_classes=5)
-    runner = make_runner(length=1, load_from=saved(source, tmp_path / 'coco.pth'))
-    runner.train()  # fine-tuned: 4 SGD steps from the loaded backbone, fresh 2-class head
-    assert 'skipped 2 class-dependent head tensors' in capfd.readouterr().out
-    assert runner.model.head.weight.shape == (2, 4)
-
-
-def test_runner_refuses_a_resume_or_test_checkpoint_of_another_model(make_runner, tmp_path):
-    runner = make_runner(length=1)
-    runner.train()
-    ckpt = osp.join(runner.work_dir, 'epoch_1.pth')
-    with pytest.raises(CheckpointMismatchError, match='--resume continues a run'):
-        make_runner(length=2, resume=True, model=ToyModel(num_classes=5)).train()
-    # Runner.test() in the same mode: every key must fit.
-    from mmengine.runner import Runner
-    tester = Runner(model=ToyModel(num_classes=5), work_dir=str(tmp_path / 't'),
-                    load_from=ckpt, custom_hooks=[dict(type='CheckpointFitHook')],
-                    experiment_name='toy_test', default_scope='mmengine')
-    with pytest.raises(CheckpointMismatchError, match='allow-partial'):
-        tester.load_or_resume()
-
-
-@pytest.mark.parametrize('config', ['configs/cascade_maskrcnn_glnet_4g_coco.py',
-                                    'configs/maskrcnn_glnet_4g_coco.py'])
-def test_tools_give_every_config_the_safety_hooks_once(config):
-    from mmengine.config import Config
-
-    from glmix_mm.runner import add_safety_hooks
-    cfg = Config.fromfile(osp.join(osp.dirname(__file__), '..', '..', config))
-    add_safety_hooks(cfg, allow_partial=True)
-    types = [h['type'] for h in cfg.custom_hooks]
-    assert types.count('CheckpointFitHook') == 1 and types.count('ResumableTrainingHook') == 1
-    assert [h for h in cfg.custom_hooks if h['type'] == 'CheckpointFitHook'][0]['allow_partial']
