@@ -1,4 +1,4 @@
-"""What MMDeploy 1.3.1 needs to export MMDetection models with torch 2.12, exactly.
+"""What MMDeploy 1.3.1 needs to export MMDetection models with torch 2.12 and Python 3.13, exactly.
 
 MMDeploy 1.3.1 (December 2023) was written for torch <= 2.1. Exporting Mask R-CNN to ONNX
 Runtime with it on torch 2.12 fails in two places, each fixed here with the smallest change:
@@ -33,11 +33,24 @@ One more fix makes the exported R-CNN detectors give MMDetection's detections:
    ``multiclass_nms`` with the level as the class (NMS within each level) and the
    ``max_per_img`` best kept.
 
+And one makes MMDeploy's rewriters work on Python 3.13:
+
+5. MMDeploy finds each function it rewrites from its dotted path (``eval_with_import``,
+   ``import_function``, ``_set_func``, ``_del_func`` in ``mmdeploy/core/rewriters``) by running
+   ``import <module>`` with ``exec`` inside the function and reading the name back with
+   ``eval``. From Python 3.13 (PEP 667) ``exec`` there writes to a snapshot of the function's
+   locals, the name is gone for ``eval``, and every export ends in ``NameError: name
+   'mmdeploy' is not defined``. The fix, on Python >= 3.13 only, gives those modules functions
+   of ours that do the same with ``importlib`` and attribute access.
+
 Nothing happens at ``import glmix_mm`` or at import of this module: a deployment tool calls
 :func:`apply_mmdeploy_compat` once (later calls do nothing). Both fixes leave working setups
 alone (``dynamo`` given by the caller is kept; an existing ``_cast_Long`` is kept).
 """
-from typing import List
+import importlib
+import inspect
+import sys
+from typing import Any, Callable, List, Optional, Tuple
 
 import torch
 
@@ -161,6 +174,60 @@ def _register_level_nms() -> None:
             keep_top_k=cfg.max_per_img)
 
 
+def _resolve(path: str) -> Any:
+    """The object a dotted path names (``pkg.module.Class.method``): the longest prefix that
+    imports as a module, then attributes."""
+    parts = path.split('.')
+    for end in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module('.'.join(parts[:end]))
+        except Exception:  # as MMDeploy: a prefix that does not import is not the module
+            continue
+        for name in parts[end:]:
+            obj = getattr(obj, name)
+        return obj
+    raise ImportError(f'MMDeploy rewrites {path}, which does not import')
+
+
+def _import_function(path: str) -> Tuple[Callable, Optional[type]]:
+    """``rewriter_utils.import_function``: the function and the class it is defined in."""
+    owner = _resolve(path.rpartition('.')[0]) if '.' in path else None
+    return _resolve(path), owner if inspect.isclass(owner) else None
+
+
+def _set_func(path: str, rewrite_func: Callable, ignore_refs: Tuple[Any, ...] = (),
+              ignore_keys: Tuple[str, ...] = ('origin_func', )) -> None:
+    """``function_rewriter._set_func``: put ``rewrite_func`` where ``path`` points (and, for a
+    module function, in place of every reference MMDeploy finds to it)."""
+    from mmdeploy.core.rewriters import function_rewriter
+    origin, owner_path, name = _resolve(path), *path.rpartition('.')[::2]
+    owner = _resolve(owner_path) if owner_path else None
+    if not isinstance(owner, type):
+        function_rewriter._replace_all_obj(
+            origin, rewrite_func, ignore_refs=ignore_refs, ignore_keys=ignore_keys)
+    if owner is not None:
+        setattr(owner, name, rewrite_func)
+
+
+def _del_func(path: str) -> None:
+    """``function_rewriter._del_func``: remove what ``path`` points to, if it is there."""
+    owner_path, _, name = path.rpartition('.')
+    try:
+        delattr(_resolve(owner_path), name)
+    except Exception:  # as MMDeploy: nothing to remove
+        pass
+
+
+def _resolve_paths_without_exec() -> None:
+    from mmdeploy.core.rewriters import function_rewriter, rewriter_utils, symbolic_rewriter
+    for module in (rewriter_utils, symbolic_rewriter):
+        module.eval_with_import = _resolve
+    for module in (rewriter_utils, function_rewriter):
+        module.import_function = _import_function
+    function_rewriter._set_func = _set_func
+    function_rewriter._del_func = _del_func
+
+
 def apply_mmdeploy_compat() -> List[str]:
     """Apply the fixes above (once per process) and return their names.
 
@@ -177,4 +244,7 @@ def apply_mmdeploy_compat() -> List[str]:
                          'torch.onnx.export(dynamo=False) in MMDeploy exports',
                          'R-CNN boxes per class (BBoxHead.predict_by_feat, onnxruntime)',
                          'RPN NMS per level (RPNHead.predict_by_feat, onnxruntime)'])
+        if sys.version_info >= (3, 13):
+            _resolve_paths_without_exec()
+            _applied.append("rewritten functions found without exec (Python 3.13's locals)")
     return list(_applied)

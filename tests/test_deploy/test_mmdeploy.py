@@ -2,6 +2,8 @@
 Runtime with MMDeploy's dynamic instance-segmentation settings giving PyTorch's detections at the
 export size and at two other sizes (tools/deployment/deploy_detector.py)."""
 import os.path as osp
+import sys
+import types
 
 import pytest
 import torch
@@ -10,6 +12,7 @@ pytest.importorskip('onnxruntime', reason='onnxruntime is not installed (pip ins
 pytest.importorskip('mmdeploy', reason='MMDeploy is not installed (tools/setup_env.sh installs '
                     'mmdeploy==1.3.1)')
 
+from glmix_mm.deploy import mmdeploy_compat  # noqa: E402
 from glmix_mm.deploy.mmdeploy_compat import apply_mmdeploy_compat  # noqa: E402
 from helpers import ROOT, load_tool  # noqa: E402
 
@@ -20,7 +23,8 @@ deploy_detector = load_tool('deployment/deploy_detector.py')
 def test_compat_is_applied_once_and_only_on_request():
     original_export = torch.onnx.export
     first = apply_mmdeploy_compat()
-    assert apply_mmdeploy_compat() == first and len(first) == 4
+    python_313_fix = sys.version_info >= (3, 13)
+    assert apply_mmdeploy_compat() == first and len(first) == 4 + python_313_fix
     import torch.onnx.symbolic_opset9 as opset9
     assert callable(opset9._cast_Long)
     # The export rewriter only lives inside MMDeploy's export context.
@@ -28,6 +32,25 @@ def test_compat_is_applied_once_and_only_on_request():
     from mmdeploy.core import FUNCTION_REWRITER
     records = FUNCTION_REWRITER._registry._rewrite_records
     assert len(records['torch.onnx.export']) == 1
+
+
+def test_rewritten_functions_are_found_and_replaced_without_exec(monkeypatch):
+    """Fix 5's functions (used by MMDeploy on Python >= 3.13), checked on every Python: a
+    method of a class and a module function by dotted path, set and removed."""
+    from mmdet.models.roi_heads.bbox_heads.bbox_head import BBoxHead
+    method = 'mmdet.models.roi_heads.bbox_heads.bbox_head.BBoxHead.predict_by_feat'
+    assert mmdeploy_compat._import_function(method) == (BBoxHead.predict_by_feat, BBoxHead)
+    module = types.ModuleType('glmix_scratch_module')
+    module.f = lambda: 'origin'
+    monkeypatch.setitem(sys.modules, 'glmix_scratch_module', module)
+    assert mmdeploy_compat._import_function('glmix_scratch_module.f') == (module.f, None)
+    mmdeploy_compat._set_func('glmix_scratch_module.f', lambda: 'rewritten')
+    assert mmdeploy_compat._resolve('glmix_scratch_module.f')() == 'rewritten'
+    mmdeploy_compat._del_func('glmix_scratch_module.f')
+    mmdeploy_compat._del_func('glmix_scratch_module.missing')  # nothing there: no error
+    assert not hasattr(module, 'f')
+    with pytest.raises(ImportError, match='does not import'):
+        mmdeploy_compat._resolve('glmix_no_such_package.f')
 
 
 @pytest.fixture(scope='module')

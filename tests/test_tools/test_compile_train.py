@@ -42,8 +42,11 @@ def test_demo_detector_trains_with_mmengine_compile(demo_options, tmp_path):
     losses = [float(v) for v in re.findall(r'Epoch\(train\) \[1\]\[\d/2\].*? loss: ([\d.]+)', log)]
     assert len(losses) == 2, log[-4000:]
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
-    # Dynamo logs each graph break and recompilation with the user code involved: none in ours.
-    ours = [line for line in log.splitlines()
-            if 'glmix_mm' in line and ('Graph break' in line or 'Recompiling' in line or
-                                       '__graph_breaks' in line or '__recompiles' in line)]
+    # Dynamo logs where each graph break and recompilation happens ("Graph break ... in user code
+    # at FILE:LINE", "Recompiling function F in FILE:LINE"; the user-code tracebacks that follow
+    # also pass through the tools' wrapper, glmix_mm/utils/cli.py): none in our package.
+    where = re.findall(r'(?:Graph break\b.*? in user code at|Recompiling function \S+ in) (\S+)',
+                       log)
+    assert where, 'no graph break in the whole detector: did TORCH_LOGS change? ' + log[-2000:]
+    ours = [path for path in where if f'{osp.sep}glmix_mm{osp.sep}' in path]
     assert not ours, ours[:10]
