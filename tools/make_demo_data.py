@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 
-from glmix_mm.utils.cli import at_least, tool_main
+from glmix_mm.utils.cli import at_least, generator_parser, tool_main
 from glmix_mm.utils.generated_files import DEMO_SUBTREES, clear_previous_output, write_manifest
 from glmix_mm.utils.generated_files import files_in_subtrees  # noqa: F401 (for its users)
 
@@ -169,15 +169,10 @@ def planned_files(num_train: int, num_val: int) -> List[str]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description='Generate the glmix_mm demo datasets.')
-    parser.add_argument('--out', default='data/demo', help='output folder')
-    parser.add_argument('--num-train', type=at_least(1), default=400, help='training images')
-    parser.add_argument('--num-val', type=at_least(1), default=50, help='validation images')
-    parser.add_argument('--size', type=at_least(32), default=128,
-                        help='image side in pixels (at least 32)')
+    parser = generator_parser('Generate the glmix_mm demo datasets.', out='data/demo',
+                              num_train=400, num_val=50, size=128)
     parser.add_argument('--max-objects', type=at_least(1), default=4,
                         help='objects per image (max)')
-    parser.add_argument('--seed', type=int, default=0, help='random seed')
     return parser.parse_args(argv)
 
 

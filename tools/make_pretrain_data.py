@@ -23,7 +23,7 @@ from typing import List, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw
 
-from glmix_mm.utils.cli import at_least, tool_main
+from glmix_mm.utils.cli import generator_parser, tool_main
 from glmix_mm.utils.generated_files import clear_previous_output, write_manifest
 
 Polygon = List[Tuple[float, float]]
@@ -185,15 +185,8 @@ def write_split(out: str, split: str, num_per_class: int, size: int, seed: int) 
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--out', default='data/pretrain', help='output folder')
-    parser.add_argument('--num-train', type=at_least(1), default=500,
-                        help='training images per class')
-    parser.add_argument('--num-val', type=at_least(1), default=50,
-                        help='validation images per class')
-    parser.add_argument('--size', type=at_least(32), default=64,
-                        help='image side in pixels (at least 32)')
-    parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser = generator_parser(__doc__.split('\n\n')[0], out='data/pretrain', num_train=500,
+                              num_val=50, size=64, per=' per class')
     return parser.parse_args(argv)
 
 

@@ -141,6 +141,16 @@ class ResidualBlock(BaseModule):
     scale (``ls1``, ``ls2``) and dropped by stochastic depth (``drop_path``), which subclasses
     build."""
 
+    def build_scaling(self, embed_dims: int, layer_scale: Optional[float], drop_path: float,
+                      channels_first: Tuple[bool, bool]) -> None:
+        """Build ``ls1`` and ``ls2``, the layer scales of the two branches (``embed_dims``
+        channels initialised to ``layer_scale``, identities if None; ``channels_first``: each
+        one's channels are dimension 1 of its branch's output, else the last), and
+        ``drop_path`` (stochastic depth of rate ``drop_path``)."""
+        self.ls1 = make_layer_scale(embed_dims, layer_scale, channels_first=channels_first[0])
+        self.ls2 = make_layer_scale(embed_dims, layer_scale, channels_first=channels_first[1])
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
     def scale_mixing(self, branch: torch.Tensor) -> torch.Tensor:
         """``drop_path(ls1(branch))``: the token-mixing branch as added to the residual."""
         return self.drop_path(self.ls1(branch))
@@ -206,9 +216,7 @@ class GLMixBlock(ResidualBlock):
         self.feature_conv = local_convs(embed_dims, local_kernel)
         self.norm2 = LayerNorm2d(embed_dims)
         self.mlp = conv_mlp(embed_dims, mlp_ratio, mlp_dwconv)
-        self.ls1 = make_layer_scale(embed_dims, layer_scale, channels_first=True)
-        self.ls2 = make_layer_scale(embed_dims, layer_scale, channels_first=True)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.build_scaling(embed_dims, layer_scale, drop_path, channels_first=(True, True))
 
     def initial_slots(self, x: torch.Tensor) -> torch.Tensor:
         """Slot initialisation ``(B or 1, num_slots, C)`` from the block input ``x``."""
@@ -285,9 +293,7 @@ class MHSABlock(ResidualBlock):
         self.mha_op = MultiheadSelfAttention(embed_dims, num_heads)
         self.norm2 = LayerNorm2d(embed_dims)
         self.mlp = conv_mlp(embed_dims, mlp_ratio, mlp_dwconv)
-        self.ls1 = make_layer_scale(embed_dims, layer_scale, channels_first=False)
-        self.ls2 = make_layer_scale(embed_dims, layer_scale, channels_first=True)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.build_scaling(embed_dims, layer_scale, drop_path, channels_first=(False, True))
 
     def attention_residual(self, x: torch.Tensor) -> torch.Tensor:
         """The attention half of the block: ``x' + drop_path(ls1(MHSA(norm1(x'))))`` with
@@ -333,9 +339,7 @@ class MHSATokenBlock(ResidualBlock):
         self.norm2 = nn.LayerNorm(embed_dims, eps=1e-6)
         self.mlp = nn.Sequential(
             nn.Linear(embed_dims, hidden), nn.GELU(), nn.Linear(hidden, embed_dims))
-        self.ls1 = make_layer_scale(embed_dims, layer_scale, channels_first=False)
-        self.ls2 = make_layer_scale(embed_dims, layer_scale, channels_first=False)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.build_scaling(embed_dims, layer_scale, drop_path, channels_first=(False, False))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         y = window_self_attention(self.mha_op, self.norm1(tokens), self.window)

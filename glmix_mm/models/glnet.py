@@ -27,6 +27,18 @@ from .layers import check_window
 # transformer block on tokens (last stage of the STL layout), or GLMix and MHSA alternating,
 # GLMix first (the hybrid third stage of the 4G/9G/16G layout).
 MIXERS = ('glmix', 'mhsa', 'mhsa_tokens', 'glmix+mhsa')
+# The two layouts of the released models: the Swin-like STL one (non-overlapping patch
+# embeddings, plain token blocks in the last stage) and the one of the 4G/9G/16G family
+# (overlapping patch embeddings, convolutional position encoding, hybrid third stage), which
+# only differ in width (``embed_dims``) and, for 16G, layer scale.
+_STL_LAYOUT = dict(
+    depths=[2, 2, 6, 2], embed_dims=[96, 192, 384, 768], mlp_ratios=[4, 4, 4, 4],
+    mixers=['glmix', 'glmix', 'glmix', 'mhsa_tokens'], slot_init='ada_avgpool',
+    patch_embed='non_overlapped', cpe_kernel=0, mlp_dwconv=False, layer_scale=None)
+_G_LAYOUT = dict(
+    depths=[4, 4, 18, 4], embed_dims=None, mlp_ratios=[3, 3, 3, 3],
+    mixers=['glmix', 'glmix', 'glmix+mhsa', 'mhsa'], slot_init='ada_avgpool',
+    patch_embed='overlapped', cpe_kernel=3, mlp_dwconv=True, layer_scale=None)
 # How GLNet runs (see its ``execution`` argument).
 EXECUTIONS = ('auto', 'plain')
 # The parts of the released ImageNet classifiers that the backbone does not have (the pre-head
@@ -176,26 +188,11 @@ class GLNet(BaseModule):
             are loaded and the rest reported, for inspection tools, never for training).
     """
     arch_zoo: Dict[str, dict] = {
-        'stl': dict(
-            depths=[2, 2, 6, 2], embed_dims=[96, 192, 384, 768], mlp_ratios=[4, 4, 4, 4],
-            mixers=['glmix', 'glmix', 'glmix', 'mhsa_tokens'], slot_init='ada_avgpool',
-            patch_embed='non_overlapped', cpe_kernel=0, mlp_dwconv=False, layer_scale=None),
-        'stl-paramslot': dict(
-            depths=[2, 2, 6, 2], embed_dims=[96, 192, 384, 768], mlp_ratios=[4, 4, 4, 4],
-            mixers=['glmix', 'glmix', 'glmix', 'mhsa_tokens'], slot_init='param',
-            patch_embed='non_overlapped', cpe_kernel=0, mlp_dwconv=False, layer_scale=None),
-        '4g': dict(
-            depths=[4, 4, 18, 4], embed_dims=[64, 128, 256, 512], mlp_ratios=[3, 3, 3, 3],
-            mixers=['glmix', 'glmix', 'glmix+mhsa', 'mhsa'], slot_init='ada_avgpool',
-            patch_embed='overlapped', cpe_kernel=3, mlp_dwconv=True, layer_scale=None),
-        '9g': dict(
-            depths=[4, 4, 18, 4], embed_dims=[96, 192, 384, 768], mlp_ratios=[3, 3, 3, 3],
-            mixers=['glmix', 'glmix', 'glmix+mhsa', 'mhsa'], slot_init='ada_avgpool',
-            patch_embed='overlapped', cpe_kernel=3, mlp_dwconv=True, layer_scale=None),
-        '16g': dict(
-            depths=[4, 4, 18, 4], embed_dims=[128, 256, 512, 1024], mlp_ratios=[3, 3, 3, 3],
-            mixers=['glmix', 'glmix', 'glmix+mhsa', 'mhsa'], slot_init='ada_avgpool',
-            patch_embed='overlapped', cpe_kernel=3, mlp_dwconv=True, layer_scale=1e-4),
+        'stl': _STL_LAYOUT,
+        'stl-paramslot': dict(_STL_LAYOUT, slot_init='param'),
+        '4g': dict(_G_LAYOUT, embed_dims=[64, 128, 256, 512]),
+        '9g': dict(_G_LAYOUT, embed_dims=[96, 192, 384, 768]),
+        '16g': dict(_G_LAYOUT, embed_dims=[128, 256, 512, 1024], layer_scale=1e-4),
     }
     arch_aliases = {'4g_tklb': '4g', '9g_tklb': '9g'}
     arch_defaults = dict(head_dim=32, num_slots=64, local_kernel=5)

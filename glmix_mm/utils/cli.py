@@ -81,6 +81,24 @@ def at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def generator_parser(description: str, out: str, num_train: int, num_val: int, size: int,
+                     per: str = '') -> argparse.ArgumentParser:
+    """The options the data generators (``tools/make_demo_data.py``,
+    ``tools/make_pretrain_data.py``) share, with their defaults: ``--out`` (folder),
+    ``--num-train`` and ``--num-val`` (images, ``per`` e.g. ``' per class'``), ``--size``
+    (image side, at least 32 pixels) and ``--seed``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('--out', default=out, help='output folder')
+    parser.add_argument('--num-train', type=at_least(1), default=num_train,
+                        help=f'training images{per}')
+    parser.add_argument('--num-val', type=at_least(1), default=num_val,
+                        help=f'validation images{per}')
+    parser.add_argument('--size', type=at_least(32), default=size,
+                        help='image side in pixels (at least 32)')
+    parser.add_argument('--seed', type=int, default=0, help='random seed')
+    return parser
+
+
 class ConfigOptionsAction(DictAction):
     """MMEngine's ``DictAction`` for ``--cfg-options KEY=VALUE ...`` whose mistakes (no ``=``,
     an empty key, unbalanced brackets) end in argparse's one-line usage error."""

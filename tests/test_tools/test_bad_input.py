@@ -108,10 +108,8 @@ def test_make_demo_data_refuses_a_folder_with_other_files(tmp_path, capsys):
     (['--max-objects', 'many'], "argument --max-objects: expected an integer, got 'many'"),
 ])
 def test_make_demo_data_bad_arguments(tmp_path, capsys, args, message):
-    make_demo_data = load_tool('tools/make_demo_data.py')
-    with pytest.raises(SystemExit) as exit_:
-        make_demo_data.main(['--out', str(tmp_path / 'd'), *args])
-    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert run_tool('make_demo_data.py', '--out', tmp_path / 'd', *args) == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / 'd').exists()
 
 
@@ -203,10 +201,8 @@ def test_visualize_slots_typo_in_backbone_type(images, tmp_path, capsys):
     (['--num-slots-shown', '0'], 'argument --num-slots-shown: must be at least 1, got 0'),
 ])
 def test_visualize_slots_bad_numbers_are_usage_errors(images, capsys, args, message):
-    visualize_slots = load_tool('tools/visualize_slots.py')
-    with pytest.raises(SystemExit) as exit_:
-        visualize_slots.main([str(images['folder'] / 'rgb.png'), '--arch', 'stl', *args])
-    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert run_tool('visualize_slots.py', images['folder'] / 'rgb.png', '--arch', 'stl', *args) == 2
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize('name,message', [
