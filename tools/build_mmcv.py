@@ -14,6 +14,7 @@ and then ``locals()['__version__']``, which fails there (``KeyError: '__version_
 Python 3.13 (PEP 667) no longer lets ``exec`` add names to a function's ``locals()``. The version is
 read into a dictionary instead; nothing else changes.
 """
+import argparse
 import hashlib
 import os
 import re
@@ -132,7 +133,11 @@ def build(torch_version: str) -> Path:
     return wheel
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    argparse.ArgumentParser(
+        description='Build (once) and print the path of an mmcv 2.1.0 wheel with its C++ ops for '
+        'this Python and torch (MAX_JOBS compiler processes, default 2; GLMIX_MM_CACHE: where '
+        'wheels are kept).').parse_args(argv)
     try:
         import torch
     except ImportError:
