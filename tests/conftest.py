@@ -11,6 +11,10 @@ the fake checkpoints and models in ``fakes.py``).
 * Every test leaves the process environment as it found it: code under test that sets launcher
   variables (``MASTER_ADDR``, ``RANK``, ``LOCAL_RANK``) in this process would otherwise send
   later tests' subprocesses (torchrun, srun) elsewhere.
+* Under pytest-xdist each worker, and every process it starts, computes on one thread
+  (``OMP_NUM_THREADS=1`` unless set): with torch's default of one thread per core in every
+  worker, the workers' threads outnumber the cores and wait on each other (docs/get_started.md
+  has the suite's time both ways).
 """
 import os
 import shutil
@@ -23,6 +27,15 @@ def pytest_configure(config) -> None:
     config.addinivalue_line(
         'markers', 'slow: starts processes and takes tens of seconds or more (deselect with '
         '-m "not slow" for the fast tier)')
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        one_thread_per_worker()
+
+
+def one_thread_per_worker() -> None:
+    """One compute thread in this xdist worker and in the processes it starts."""
+    import torch
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    torch.set_num_threads(int(os.environ['OMP_NUM_THREADS']))
 
 
 @pytest.fixture(scope='session')
