@@ -34,7 +34,8 @@ start() {
     fi
     local host cpus
     host=$(hostname -s)
-    cpus=$(nproc)
+    # nproc counts OMP_NUM_THREADS as the CPUs it may use (the test workers set it to 1).
+    cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
     # cred_expire (default 120 s) is also how long Slurm holds a requeued job back: the hold
     # keeps its new launch out of the second in which the node revoked the job's credential
     # (a launch in that second is refused: "Job credential revoked", the job ends FAILED).

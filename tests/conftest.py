@@ -18,9 +18,13 @@ the fake checkpoints and models in ``fakes.py``).
 """
 import os
 import shutil
+import signal
+import sys
 
 import pytest
 from helpers import load_tool
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 
 def pytest_configure(config) -> None:
@@ -54,6 +58,30 @@ def coco_copy(demo_data, tmp_path):
     root = tmp_path / 'coco'
     shutil.copytree(demo_data / 'coco', root)
     return str(root) + '/'
+
+
+@pytest.fixture(autouse=True)
+def restore_signal_handlers():
+    """Each test starts with the handlers the worker started with: a library that ignores
+    SIGINT in this process (as some worker-pool initialisers do) would otherwise change what
+    later tests of training interrupts see."""
+    saved = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    yield
+    for signum, handler in saved.items():
+        if signal.getsignal(signum) is not handler:
+            signal.signal(signum, handler)
+
+
+@pytest.fixture(autouse=True)
+def fresh_mmengine_loggers():
+    """Each test logs through MMEngine loggers made in it. MMEngine keeps every logger for the
+    process and logs ``'current'`` messages to the newest one, whose console handler writes to
+    the ``sys.stdout`` of the test that made it: captured there (``capsys``) and closed when
+    that test ended, so a later test's log line would end in a logging error."""
+    yield
+    logging_module = sys.modules.get('mmengine.logging')
+    if logging_module is not None:
+        logging_module.MMLogger._instance_dict.clear()  # MMEngine has no public reset
 
 
 @pytest.fixture(autouse=True)

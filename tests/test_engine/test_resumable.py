@@ -67,10 +67,11 @@ def test_epoch_based_run_keeps_the_last_complete_epoch(make_runner, tmp_path, at
 
     # SIGINT in the middle of epoch 2 loses it; in its last iteration, epoch 2 is saved.
     runner = make_runner(length=3, hooks=[SignalAt(at, (signal.SIGINT, ))])
+    before = signal.getsignal(signal.SIGINT)
     with pytest.raises(TrainingInterrupted) as stop:
         runner.train()
     assert stop.value.signal_name == 'SIGINT' and files(runner) == kept
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is before  # handlers put back
 
     resumed = make_runner(length=3, resume=True)
     resumed.train()

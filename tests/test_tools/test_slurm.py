@@ -48,10 +48,10 @@ def without(env: dict, name: str) -> dict:
 
 
 def job_state(job: str, env: dict) -> dict:
-    """``JobState`` and ``Restarts`` of a job, from ``scontrol show job``."""
+    """``JobState``, ``Reason`` and ``Restarts`` of a job, from ``scontrol show job``."""
     out = subprocess.run(['scontrol', 'show', 'job', job], capture_output=True, text=True,
                          env=env, timeout=60).stdout
-    return dict(re.findall(r'(JobState|Restarts)=(\S+)', out))
+    return dict(re.findall(r'(JobState|Reason|Restarts)=(\S+)', out))
 
 
 def wait_until(condition, seconds: float, what: str) -> None:
@@ -89,8 +89,12 @@ def test_preempted_job_requeues_and_ends_with_the_uninterrupted_weights(
     job = submitted.stdout.strip().split(';')[0]
     # The signal comes after the first iteration of epoch 2 is logged: in the middle of it.
     def in_epoch_2() -> bool:
-        assert job_state(job, slurm).get('JobState') in ('PENDING', 'RUNNING'), \
+        state = job_state(job, slurm)
+        assert state.get('JobState') in ('PENDING', 'RUNNING'), \
             'the job ended before epoch 2: ' + (open(log).read()[-3000:] if osp.exists(log) else '')
+        # A job the cluster can never run (e.g. more CPUs than the node has) waits for ever.
+        assert state.get('Reason') not in ('PartitionConfig', 'ReqNodeNotAvail'), \
+            f'the test cluster cannot run the job: {state}'
         return osp.exists(log) and 'Epoch(train) [2][1/4]' in open(log).read()
 
     wait_until(in_epoch_2, 900, 'the first iteration of epoch 2')
