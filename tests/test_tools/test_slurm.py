@@ -110,7 +110,8 @@ def test_preempted_job_requeues_and_ends_with_the_uninterrupted_weights(
     assert re.search(r'Saved \S+epoch_2_iter_\d\.pth before stopping', out), out[-3000:]
     record = subprocess.run(['scontrol', 'show', 'job', job], capture_output=True, text=True,
                             env=slurm, timeout=60).stdout
-    assert job_state(job, slurm) == {'JobState': 'COMPLETED', 'Restarts': '1'}, \
+    state = job_state(job, slurm)
+    assert (state.get('JobState'), state.get('Restarts')) == ('COMPLETED', '1'), \
         ' '.join(re.findall(r'(?:JobState|Reason|ExitCode|Restarts)=\S+', record)) + \
         f"; Slurm's logs: {osp.join(osp.dirname(slurm['SLURM_CONF']), 'log')}\n" + out[-3000:]
     assert 'Resuming inside epoch 2' in out
