@@ -62,9 +62,9 @@ def coco_copy(demo_data, tmp_path):
 
 @pytest.fixture(autouse=True)
 def restore_signal_handlers():
-    """Each test starts with the handlers the worker started with: a library that ignores
-    SIGINT in this process (as some worker-pool initialisers do) would otherwise change what
-    later tests of training interrupts see."""
+    """Each test leaves SIGINT, SIGTERM and SIGUSR1 as it found them. In a CI run (2026-12-07)
+    a test left SIGINT ignored in its worker (which one was not found), and a later interrupt
+    test of that worker saw the ignored handler instead of the default."""
     saved = {signum: signal.getsignal(signum) for signum in SIGNALS}
     yield
     for signum, handler in saved.items():
