@@ -280,6 +280,12 @@ def verify_program(program: 'torch.export.ExportedProgram',
     return _verify(run, model, shapes, seed)
 
 
+def sizes_verdict(failed: int, total: int) -> int:
+    """Print how many of the ``total`` compared sizes failed; the tool's exit code (1: some)."""
+    print('all sizes within tolerance' if not failed else f'{failed} of {total} sizes failed')
+    return 1 if failed else 0
+
+
 def format_checks(checks: Sequence[Check], tolerance: float, title: str = '') -> str:
     """A table: shape, largest relative error per output, worst, verdict."""
     lines = [title] if title else []

@@ -32,6 +32,7 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 import glmix_mm  # noqa: F401  (registers the models)
 from glmix_mm.deploy.detections import DetectionComparison, compare_detections
+from glmix_mm.deploy.onnx_export import sizes_verdict
 from glmix_mm.checkpoint import CheckpointNotFoundError
 from glmix_mm.errors import UsageError
 from glmix_mm.utils import ConfigOptionsAction, tool_main
@@ -170,7 +171,7 @@ def deploy_and_compare(args: argparse.Namespace) -> int:
               f'{"equal" if equal else "DIFFERENT"}' +
               (' (padded input: the exported graph clips boxes at the padded border, PyTorch '
                'at the image border)' if padded else ''))
-    return 1 if failed else 0
+    return sizes_verdict(failed, len(results))
 
 
 @tool_main(install_hint='install MMDeploy and the deployment extra (docs/deployment.md)')

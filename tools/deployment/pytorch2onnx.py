@@ -176,10 +176,8 @@ def export_and_verify(args: argparse.Namespace) -> int:
         return 0
     print(onnx_export.format_checks(checks, args.tolerance,
                                     f'{title}, tolerance {args.tolerance:.0e}:'))
-    failed = [c for c in checks if not c.passes(args.tolerance)]
-    print('all sizes within tolerance' if not failed else
-          f'{len(failed)} of {len(checks)} sizes failed')
-    return 1 if failed else 0
+    failed = sum(not c.passes(args.tolerance) for c in checks)
+    return onnx_export.sizes_verdict(failed, len(checks))
 
 
 @tool_main(install_hint='install the deployment extra: pip install -e ".[deploy]"')
