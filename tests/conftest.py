@@ -11,6 +11,10 @@ the fake checkpoints and models in ``fakes.py``).
 * Every test leaves the process environment as it found it: code under test that sets launcher
   variables (``MASTER_ADDR``, ``RANK``, ``LOCAL_RANK``) in this process would otherwise send
   later tests' subprocesses (torchrun, srun) elsewhere.
+* The tests, and every process they start (the tools, torchrun, Slurm jobs), import glmix_mm
+  from this checkout (``pythonpath`` in ``setup.cfg``, ``PYTHONPATH`` for the processes), not
+  from wherever ``pip install -e .`` pointed last: ``make setup`` in a second clone repoints
+  the installed package, and the tools run in subprocesses then ran that clone's code.
 * Under pytest-xdist each worker, and every process it starts, computes on one thread
   (``OMP_NUM_THREADS=1`` unless set): with torch's default of one thread per core in every
   worker, the workers' threads outnumber the cores and wait on each other (docs/get_started.md
@@ -22,7 +26,7 @@ import signal
 import sys
 
 import pytest
-from helpers import load_tool
+from helpers import ROOT, load_tool
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
@@ -31,8 +35,22 @@ def pytest_configure(config) -> None:
     config.addinivalue_line(
         'markers', 'slow: starts processes and takes tens of seconds or more (deselect with '
         '-m "not slow" for the fast tier)')
+    this_checkout_everywhere()
     if os.environ.get('PYTEST_XDIST_WORKER'):
         one_thread_per_worker()
+
+
+def this_checkout_everywhere() -> None:
+    """Put this checkout first on the processes' ``PYTHONPATH``; stop the session in one line
+    if this process imported glmix_mm from elsewhere."""
+    paths = [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
+    if ROOT not in paths:
+        os.environ['PYTHONPATH'] = os.pathsep.join([ROOT, *paths])
+    import glmix_mm
+    imported = os.path.dirname(os.path.dirname(os.path.abspath(glmix_mm.__file__)))
+    if imported != ROOT:
+        pytest.exit(f'glmix_mm was imported from {imported}, not from this checkout ({ROOT}): '
+                    'run pytest in the checkout, with its setup.cfg', returncode=2)
 
 
 def one_thread_per_worker() -> None:
