@@ -2,7 +2,6 @@
 budget, and the mmcv-lite stand-in that lets mmdet's and mmpretrain's backbones import without
 mmcv's compiled ops (what a GPU machine with torch alone gets from fetch_gpu_wheels.sh)."""
 import importlib.util
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -104,9 +103,7 @@ def test_backbones_build_with_mmcv_lite():
             raise AssertionError('the stand-in op ran')
         print('ok')
     ''')
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [ROOT] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]))
-    result = run_tool_process('-c', code, cwd=None, env=env)
+    result = run_tool_process('-c', code, cwd=None)  # glmix_mm from PYTHONPATH (conftest)
     assert result.returncode == 0 and result.stdout.strip() == 'ok', result.stderr[-3000:]
 
 

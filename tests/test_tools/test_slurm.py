@@ -36,8 +36,7 @@ def slurm(tmp_path_factory):
     started = subprocess.run(['bash', CLUSTER, 'start', folder], capture_output=True,
                              text=True, timeout=180)
     assert started.returncode == 0, started.stdout + started.stderr
-    env = dict(os.environ, SLURM_CONF=osp.join(folder, 'slurm.conf'),
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    env = dict(os.environ, SLURM_CONF=osp.join(folder, 'slurm.conf'))
     yield env
     subprocess.run(['scancel', '--user', 'root'], env=env, timeout=60)
     subprocess.run(['bash', CLUSTER, 'stop', folder], timeout=60)
