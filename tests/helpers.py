@@ -4,6 +4,7 @@
 in a subprocess (``run_tool_process``), the channel widths a config's neck or head expects, and
 the small demo detector of the tool tests."""
 import importlib.util
+import os
 import os.path as osp
 import runpy
 import socket
@@ -87,6 +88,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def gloo_worker_threads() -> int:
+    """Worker threads of gloo process groups alive in this process (named in /proc; torch 2.1.2
+    leaves them unnamed, so there it counts none)."""
+    names = []
+    for task in os.listdir('/proc/self/task'):
+        try:
+            with open(f'/proc/self/task/{task}/comm') as f:
+                names.append(f.read().strip())
+        except OSError:  # a thread that just ended
+            pass
+    return names.count('pt_gloo_runloop')
 
 
 def truncate_file(path: str) -> None:

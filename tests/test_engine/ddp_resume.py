@@ -4,7 +4,10 @@ Run by ``test_ddp_resume.py`` under torchrun with 2 processes, with a work folde
 argument: trains the toy model (dropout, shuffled data, a different random stream on each rank)
 for 3 epochs straight; again, stopped by SIGUSR1 (sent by every rank to itself after the same
 iteration, in the middle of epoch 2); then resumed. Rank 0 prints one JSON line: the files of
-the stopped run and whether the resumed run's weights equal the straight run's bit for bit.
+the stopped run and whether the resumed run's weights equal the straight run's bit for bit. Each
+rank then ends the group as the tools do (``end_distributed``) and writes how many gloo worker
+threads are left to ``threads_left_<rank>.txt``: a group that outlives ``main`` (the runners'
+reference cycles hold it) races the interpreter's exit and aborts the process now and then.
 """
 import json
 import os
@@ -15,9 +18,11 @@ import sys
 import torch
 import torch.distributed as dist
 from mmengine.hooks import Hook
+from helpers import gloo_worker_threads
 from toy_runner import DropoutToy, toy_runner
 
 from glmix_mm.engine import TrainingInterrupted
+from glmix_mm.runner import end_distributed
 
 
 class SignalAt(Hook):
@@ -57,9 +62,12 @@ def main() -> None:
     same = stopped is None and all(torch.equal(straight[k], resumed[k]) for k in straight)
     flags = [None, None]
     dist.all_gather_object(flags, same)
-    if dist.get_rank() == 0:
+    rank = dist.get_rank()
+    if rank == 0:
         print(json.dumps(dict(files=files, same_weights=flags)), flush=True)
-    dist.destroy_process_group()
+    end_distributed()
+    with open(osp.join(root, f'threads_left_{rank}.txt'), 'w') as f:
+        f.write(str(gloo_worker_threads()))
 
 
 if __name__ == '__main__':

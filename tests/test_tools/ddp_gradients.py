@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from glmix_mm.models.glnet import GLNet
-from glmix_mm.runner.launch import slurm_to_torchrun_variables
+from glmix_mm.runner.launch import end_distributed, slurm_to_torchrun_variables
 
 
 def build() -> GLNet:
@@ -47,7 +47,7 @@ def main() -> None:
         print(json.dumps(dict(max_rel_error=max(errors), params=len(errors), world_size=world,
                               grad_strides_differ=strided)), flush=True)
     del ddp
-    dist.destroy_process_group()
+    end_distributed()  # as the tools end a run: the group's threads joined before exit
 
 
 if __name__ == '__main__':

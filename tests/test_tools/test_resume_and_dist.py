@@ -16,7 +16,7 @@ from mmengine.config import Config
 from torch.nn.parallel import DistributedDataParallel
 
 from glmix_mm.runner import distributed_session
-from helpers import DEMO, ROOT, free_port, load_tool, run_tool_process
+from helpers import DEMO, ROOT, free_port, gloo_worker_threads, load_tool, run_tool_process
 
 
 def train_args(work: str, options: list, *extra: str) -> list:
@@ -168,18 +168,6 @@ def test_dist_train_runs_the_demo_detector_as_two_nodes(demo_options, tmp_path):
     assert [n.returncode for n in nodes] == [0, 0], logs[0][-3000:] + logs[1][-3000:]
     assert 'Distributed training: True' in logs[0] and 'GPU number: 2' in logs[0]
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
-
-
-def gloo_worker_threads() -> int:
-    """Worker threads of gloo process groups alive in this process (named in /proc)."""
-    names = []
-    for task in os.listdir('/proc/self/task'):
-        try:
-            with open(f'/proc/self/task/{task}/comm') as f:
-                names.append(f.read().strip())
-        except OSError:  # a thread that just ended
-            pass
-    return names.count('pt_gloo_runloop')
 
 
 @pytest.fixture
