@@ -4,7 +4,6 @@ mmcv's compiled ops (what a GPU machine with torch alone gets from fetch_gpu_whe
 import importlib.util
 import os.path as osp
 import subprocess
-import sys
 import textwrap
 
 import pytest
